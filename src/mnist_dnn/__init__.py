@@ -1,0 +1,1 @@
+"""mnist_dnn: the lecture "NN, DNN for MNIST" as a reproducible DVC pipeline."""

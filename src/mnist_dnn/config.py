@@ -1,0 +1,89 @@
+"""params.yaml: load it the way DVC does (YAML 1.2) and validate it before a stage does any work."""
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from ruamel.yaml import YAML, YAMLError
+
+from mnist_dnn.errors import UserError
+from mnist_dnn.models import INITS
+from mnist_dnn.optimizers import OPTIMIZERS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Strict):
+    val_size: int = Field(ge=1, le=50_000)
+    split_seed: int = Field(ge=0)
+
+
+class TrainParams(_Strict):
+    optimizer: str
+    lr: float = Field(gt=0)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    seed: int = Field(ge=0)
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizer(cls, name):
+        if name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer '{name}' (known: {', '.join(OPTIMIZERS)})")
+        return name
+
+
+class VariantParams(_Strict):
+    hidden: list[int] = Field(description="hidden layer widths; [] is softmax regression")
+    init: str
+    dropout: bool = False
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, widths):
+        if any(w < 1 for w in widths):
+            raise ValueError(f"hidden layer widths must be >= 1, got {widths}")
+        return widths
+
+    @field_validator("init")
+    @classmethod
+    def _known_init(cls, name):
+        if name not in INITS:
+            raise ValueError(f"unknown init '{name}' (known: {', '.join(INITS)})")
+        return name
+
+
+class Params(_Strict):
+    data: DataParams
+    train: TrainParams
+    keep_prob: float = Field(gt=0, le=1)
+    variants: dict[str, VariantParams] = Field(min_length=1)
+    lecture_accuracy: dict[str, float]
+
+    def variant(self, name):
+        """The params of variant ``name``; a UserError if params.yaml has no such variant."""
+        if name not in self.variants:
+            raise UserError(f"unknown variant '{name}' (params.yaml variants: {', '.join(self.variants)})")
+        return self.variants[name]
+
+    def dropout_p(self, name):
+        """Dropout probability of variant ``name``: 1 - keep_prob when it uses dropout, else 0."""
+        return 1.0 - self.keep_prob if self.variant(name).dropout else 0.0
+
+
+def load_params(path="params.yaml"):
+    """Read and validate ``path``; any problem is a one-line UserError naming the key."""
+    path = Path(path)
+    try:
+        raw = YAML(typ="safe", pure=True).load(path.read_text())
+    except (OSError, YAMLError) as err:
+        raise UserError(f"{path}: cannot read: {' '.join(str(err).split())}") from None
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = first["msg"].removeprefix("Value error, ")
+        got = "" if first["type"] == "missing" else f" (got {first['input']!r})"
+        raise UserError(f"{path}: {key}: {message}{got}") from None

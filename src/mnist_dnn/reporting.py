@@ -1,0 +1,70 @@
+"""The summary table: lecture's accuracy next to the reproduced one, from the metrics files."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from mnist_dnn.errors import UserError
+from mnist_dnn.models import architecture
+
+
+def read_test_accuracy(metrics_dir, variants):
+    """Test accuracy of each of ``variants`` from ``<metrics_dir>/<variant>.json``."""
+    accuracy = {}
+    for name in variants:
+        path = Path(metrics_dir, f"{name}.json")
+        try:
+            accuracy[name] = json.loads(path.read_text())["accuracy"]
+        except (OSError, ValueError, KeyError) as err:
+            raise UserError(f"{path}: no test accuracy ({err}); run `dvc repro evaluate@{name}`") from None
+    return accuracy
+
+
+def summary_table(params, test_accuracy):
+    """One row per variant of ``params``: architecture, init, dropout, lecture's and reproduced accuracy.
+
+    ``test_accuracy`` maps variant name to its measured test accuracy (a fraction).
+    """
+    rows = []
+    for name, variant in params.variants.items():
+        lecture = params.lecture_accuracy.get(name)
+        reproduced = test_accuracy[name]
+        rows.append(
+            {
+                "variant": name,
+                "architecture": architecture(variant.hidden),
+                "init": variant.init,
+                "dropout": round(params.dropout_p(name), 4),
+                "lecture_accuracy": lecture,
+                "reproduced_accuracy": reproduced,
+                "difference_pp": None if lecture is None else round(100 * (reproduced - lecture), 2),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def to_markdown(table):
+    """The table as Markdown, accuracies in percent, followed by the lecture's story retold."""
+    shown = table.assign(
+        dropout=table["dropout"].map(lambda p: f"p = {p:g}" if p else "–"),
+        lecture_accuracy=table["lecture_accuracy"].map(_percent),
+        reproduced_accuracy=table["reproduced_accuracy"].map(_percent),
+        difference_pp=table["difference_pp"].map(lambda d: "–" if pd.isna(d) else f"{d:+.2f}"),
+    ).rename(
+        columns={
+            "lecture_accuracy": "lecture",
+            "reproduced_accuracy": "reproduced",
+            "difference_pp": "difference (pp)",
+        }
+    )
+    story = " → ".join(_percent(a) for a in table["reproduced_accuracy"])
+    return (
+        "# MNIST: the lecture's table, reproduced\n\n"
+        + shown.to_markdown(index=False, colalign=["left"] * len(shown.columns))
+        + f"\n\nReproduced, in the lecture's order: {story}.\n"
+    )
+
+
+def _percent(fraction):
+    return "–" if fraction is None or pd.isna(fraction) else f"{100 * fraction:.2f}%"

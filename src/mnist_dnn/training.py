@@ -1,0 +1,58 @@
+"""Training: seeding, device choice, and the mini-batch loop over tensors kept on the device."""
+
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from mnist_dnn.errors import UserError
+from mnist_dnn.evaluation import accuracy
+
+DEVICE_ENV = "MNIST_DNN_DEVICE"
+
+
+def select_device(requested=None):
+    """``requested`` when given (e.g. ``cpu``), else CUDA when PyTorch sees a GPU, else CPU."""
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed):
+    """Seed Python's and PyTorch's generators (CPU and every CUDA device) for a repeatable run."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    epoch: int
+    train_loss: float
+    val_accuracy: float
+
+
+def fit(model, optimizer, train, val, epochs, batch_size, shuffle_seed, name="model"):
+    """Train ``model`` on ``train = (inputs, targets)``, yielding an EpochLog after each epoch.
+
+    The data stays on its device; each epoch draws a seeded permutation (on the CPU, so the order is the
+    same on every device) and slices shuffled mini-batches from it. Raises UserError if the loss diverges.
+    """
+    inputs, targets = train
+    n = len(inputs)
+    generator = torch.Generator().manual_seed(shuffle_seed)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(n, generator=generator).to(inputs.device)
+        loss_sum = torch.zeros((), device=inputs.device)
+        for batch in order.split(batch_size):
+            loss = F.cross_entropy(model(inputs[batch]), targets[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(batch)
+        train_loss = loss_sum.item() / n
+        if not math.isfinite(train_loss):
+            raise UserError(f"{name}: training diverged in epoch {epoch} (mean train loss {train_loss})")
+        yield EpochLog(epoch, train_loss, accuracy(model, *val))
