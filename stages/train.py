@@ -28,6 +28,7 @@ def main(variant):
     with atomic_path(f"metrics/train/{variant}", is_dir=True) as log_dir:
         with Live(str(log_dir), dvcyaml=None, save_dvc_exp=False) as live:
             for log in epochs:
+                live.step = log.epoch
                 live.log_metric("train/loss", log.train_loss)
                 live.log_metric("val/accuracy", log.val_accuracy)
                 live.next_step()

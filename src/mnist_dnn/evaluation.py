@@ -15,19 +15,19 @@ def predict_logits(model, inputs, batch_size=10_000):
 
 def accuracy(model, inputs, targets):
     """Fraction of ``inputs`` whose predicted class equals ``targets``."""
-    return (predict_logits(model, inputs).argmax(1) == targets).float().mean().item()
+    return (predict_logits(model, inputs).argmax(1) == targets).sum().item() / len(targets)
 
 
 def evaluate(model, inputs, targets):
     """Test metrics (accuracy, mean cross-entropy loss, per-class accuracy) and the predicted classes."""
     logits = predict_logits(model, inputs)
     predicted = logits.argmax(1)
-    correct = (predicted == targets).float()
-    per_class = torch.zeros(NUM_CLASSES, device=correct.device).index_add_(0, targets, correct)
-    per_class /= torch.bincount(targets, minlength=NUM_CLASSES).clamp_(min=1)
+    correct = predicted == targets
+    hits = torch.bincount(targets[correct], minlength=NUM_CLASSES).tolist()
+    counts = torch.bincount(targets, minlength=NUM_CLASSES).tolist()
     metrics = {
-        "accuracy": correct.mean().item(),
+        "accuracy": correct.sum().item() / len(targets),
         "loss": F.cross_entropy(logits, targets).item(),
-        "per_class_accuracy": {str(c): acc for c, acc in enumerate(per_class.tolist())},
+        "per_class_accuracy": {str(c): h / n for c, (h, n) in enumerate(zip(hits, counts)) if n},
     }
     return metrics, predicted

@@ -61,7 +61,7 @@ def to_markdown(table):
     story = " → ".join(_percent(a) for a in table["reproduced_accuracy"])
     return (
         "# MNIST: the lecture's table, reproduced\n\n"
-        + shown.to_markdown(index=False, colalign=["left"] * len(shown.columns))
+        + shown.to_markdown(index=False, disable_numparse=True)
         + f"\n\nReproduced, in the lecture's order: {story}.\n"
     )
 
