@@ -11,7 +11,7 @@ from mnist_dnn.optimizers import OPTIMIZERS
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DataParams(_Strict):
@@ -43,7 +43,7 @@ class VariantParams(_Strict):
     @classmethod
     def _positive_widths(cls, widths):
         if any(w < 1 for w in widths):
-            raise ValueError(f"hidden layer widths must be >= 1, got {widths}")
+            raise ValueError("hidden layer widths must be >= 1")
         return widths
 
     @field_validator("init")
@@ -60,6 +60,14 @@ class Params(_Strict):
     keep_prob: float = Field(gt=0, le=1)
     variants: dict[str, VariantParams] = Field(min_length=1)
     lecture_accuracy: dict[str, float]
+
+    @field_validator("lecture_accuracy")
+    @classmethod
+    def _of_known_variants(cls, accuracy, info):
+        unknown = set(accuracy) - set(info.data.get("variants", {}))
+        if unknown:
+            raise ValueError(f"not a variant: {', '.join(sorted(unknown))}")
+        return accuracy
 
     def variant(self, name):
         """The params of variant ``name``; a UserError if params.yaml has no such variant."""
@@ -85,5 +93,5 @@ def load_params(path="params.yaml"):
         first = err.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
         message = first["msg"].removeprefix("Value error, ")
-        got = "" if first["type"] == "missing" else f" (got {first['input']!r})"
+        got = "" if first["type"] in ("missing", "value_error") else f" (got {first['input']!r})"
         raise UserError(f"{path}: {key}: {message}{got}") from None

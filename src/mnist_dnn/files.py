@@ -18,7 +18,7 @@ def atomic_path(path, is_dir=False):
     try:
         yield target
         if is_dir and path.exists():
-            shutil.rmtree(path)
+            os.replace(path, tmp / "previous")  # deleted with tmp, after the new one is in place
         os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

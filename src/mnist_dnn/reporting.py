@@ -35,7 +35,7 @@ def summary_table(params, test_accuracy):
                 "variant": name,
                 "architecture": architecture(variant.hidden),
                 "init": variant.init,
-                "dropout": round(params.dropout_p(name), 4),
+                "dropout": params.dropout_p(name),
                 "lecture_accuracy": lecture,
                 "reproduced_accuracy": reproduced,
                 "difference_pp": None if lecture is None else round(100 * (reproduced - lecture), 2),

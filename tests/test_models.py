@@ -1,0 +1,168 @@
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from mnist_dnn.config import load_params
+from mnist_dnn.errors import UserError
+from mnist_dnn.models import build_model, load_model, save_model
+
+PARAMS = load_params(Path(__file__).parents[1] / "params.yaml")
+
+
+def linears(model):
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+@pytest.mark.parametrize("name", list(PARAMS.variants))
+def test_variant_shapes_and_parameter_count(name):
+    variant = PARAMS.variant(name)
+    model = build_model(variant.hidden, variant.init, PARAMS.dropout_p(name))
+    assert model(torch.rand(3, 784)).shape == (3, 10)
+    widths = [784, *variant.hidden, 10]
+    expected = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(widths, widths[1:]))
+    assert sum(p.numel() for p in model.parameters()) == expected
+    assert [(m.in_features, m.out_features) for m in linears(model)] == list(zip(widths, widths[1:]))
+
+
+def test_parameter_count_of_nn_xavier_matches_lecture():
+    model = build_model([256, 256], "xavier_uniform")
+    assert sum(p.numel() for p in model.parameters()) == 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10 == 269_322
+
+
+def test_softmax_variant_is_a_single_linear_layer():
+    model = build_model([], "normal")
+    assert len(model) == 1
+    assert isinstance(model[0], nn.Linear)
+
+
+def test_hidden_layers_use_relu():
+    model = build_model([4], "normal")
+    assert [type(m) for m in model] == [nn.Linear, nn.ReLU, nn.Linear]
+
+
+def test_normal_init_is_standard_normal():
+    torch.manual_seed(0)
+    layer = linears(build_model([4096], "normal"))[0]  # 784 × 4096 weights, 4096 biases
+    w, b = layer.weight.detach(), layer.bias.detach()
+    assert w.mean().item() == pytest.approx(0, abs=0.005)
+    assert w.std().item() == pytest.approx(1, abs=0.005)
+    assert b.mean().item() == pytest.approx(0, abs=0.08)
+    assert b.std().item() == pytest.approx(1, abs=0.05)
+
+
+def test_xavier_uniform_init_is_bounded_uniform():
+    torch.manual_seed(0)
+    layer = linears(build_model([2048], "xavier_uniform"))[0]
+    w = layer.weight.detach()
+    bound = math.sqrt(6 / (784 + 2048))
+    assert w.abs().max().item() <= bound
+    assert w.abs().max().item() > 0.99 * bound
+    assert w.mean().item() == pytest.approx(0, abs=0.01 * bound)
+    assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.01)
+    assert w.std().item() < 0.1  # clearly not N(0, 1)
+
+
+@pytest.mark.parametrize("p", [0.3, 0.5])
+def test_dropout_layers_follow_each_hidden_layer(p):
+    model = build_model([8, 8, 8], "xavier_uniform", dropout_p=p)
+    dropouts = [m for m in model if isinstance(m, nn.Dropout)]
+    assert len(dropouts) == 3
+    assert all(d.p == p for d in dropouts)
+    assert [type(m) for m in model[:3]] == [nn.Linear, nn.ReLU, nn.Dropout]
+    assert isinstance(model[-1], nn.Linear)
+
+
+def test_no_dropout_module_when_p_is_zero():
+    model = build_model([8, 8], "xavier_uniform", dropout_p=0.0)
+    assert not any(isinstance(m, nn.Dropout) for m in model.modules())
+
+
+def test_dropout_is_random_in_train_mode():
+    torch.manual_seed(0)
+    p = 0.3
+    model = build_model([512], "normal", dropout_p=p).train()
+    seen = []
+    model[2].register_forward_hook(lambda module, args, out: seen.append((args[0], out)))
+    x = torch.rand(16, 784)
+    assert not torch.equal(model(x), model(x))
+    before, after = seen[0]
+    alive = before != 0
+    dropped = (after[alive] == 0).float().mean().item()
+    assert dropped == pytest.approx(p, abs=0.03)
+    kept = alive & (after != 0)
+    torch.testing.assert_close(after[kept], before[kept] / (1 - p))
+
+
+def test_eval_mode_equals_model_without_dropout():
+    torch.manual_seed(0)
+    dropped = build_model([64, 64], "xavier_uniform", dropout_p=0.5)
+    plain = build_model([64, 64], "xavier_uniform", dropout_p=0.0)
+    for src, dst in zip(linears(dropped), linears(plain)):
+        dst.load_state_dict(src.state_dict())
+    x = torch.rand(32, 784)
+    dropped.eval()
+    out = dropped(x)
+    assert torch.equal(out, dropped(x))
+    torch.testing.assert_close(out, plain(x))
+
+
+def spec_of(hidden, init="xavier_uniform", dropout_p=0.0):
+    return {"variant": "v", "hidden": hidden, "init": init, "dropout": dropout_p > 0, "dropout_p": dropout_p}
+
+
+@pytest.mark.parametrize("hidden, init, dropout_p", [([], "normal", 0.0), ([16, 8], "xavier_uniform", 0.3)])
+def test_save_load_round_trip(tmp_path, hidden, init, dropout_p):
+    model = build_model(hidden, init, dropout_p)
+    spec = spec_of(hidden, init, dropout_p)
+    path = tmp_path / "model.safetensors"
+    save_model(model, path, spec)
+    loaded, loaded_spec = load_model(path)
+    assert loaded_spec == spec
+    expected = model.state_dict()
+    state = loaded.state_dict()
+    assert state.keys() == expected.keys()
+    for name in expected:
+        assert torch.equal(state[name], expected[name])
+    assert [(type(a), getattr(a, "p", None)) for a in loaded] == [(type(b), getattr(b, "p", None)) for b in model]
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_load_rejects_weights_not_matching_spec(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_model(build_model([8], "normal"), path, spec_of([16], "normal"))
+    with pytest.raises(UserError) as info:
+        load_model(path)
+    assert "\n" not in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def write_random_bytes(path):
+    path.write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0)).byte().numpy().tobytes())
+
+
+def write_torch_pickle(path):
+    torch.save(build_model([8], "normal").state_dict(), path)
+
+
+def write_without_spec(path):
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in build_model([8], "normal").state_dict().items()}, path)
+
+
+@pytest.mark.parametrize("write", [write_random_bytes, write_torch_pickle, write_without_spec])
+def test_load_rejects_non_model_file(tmp_path, write):
+    path = tmp_path / "model.safetensors"
+    write(path)
+    with pytest.raises(UserError) as info:
+        load_model(path)
+    assert "\n" not in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_load_missing_file_is_user_error(tmp_path):
+    with pytest.raises(UserError):
+        load_model(tmp_path / "absent.safetensors")

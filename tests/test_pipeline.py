@@ -1,0 +1,90 @@
+"""End to end: the real `dvc repro` on real MNIST, in a temporary git + DVC copy of this repository.
+
+MNIST comes from $MNIST_MIRROR when it is set (CI sets it to ../shared/mnist), else from the public mirrors.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = ["softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout"]
+
+
+def run(cmd, cwd):
+    """Run ``cmd`` in ``cwd`` with this venv's tools first on PATH; fail the test with its output if it fails."""
+    env = dict(os.environ, DVC_NO_ANALYTICS="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    if env.get("MNIST_MIRROR"):
+        env["MNIST_MIRROR"] = str(Path(env["MNIST_MIRROR"]).resolve())
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def ran_stages(output):
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A fresh git repo holding this project's files, with 1 training epoch committed, after `dvc repro`."""
+    root = tmp_path_factory.mktemp("pipeline")
+    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).split()
+    for name in files:
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    yaml = YAML()
+    params = yaml.load(root / "params.yaml")
+    params["train"]["epochs"] = 1
+    yaml.dump(params, root / "params.yaml")
+    run(["git", "init", "-q"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "1 epoch"], root)
+    output = run(["dvc", "repro"], root)
+    return root, output
+
+
+def test_repro_runs_every_stage_and_writes_all_metrics(repo):
+    root, output = repo
+    expected = {"download", "prepare", "summarize"} | {f"{s}@{v}" for s in ("train", "evaluate") for v in VARIANTS}
+    assert ran_stages(output) == expected
+    for variant in VARIANTS:
+        metrics = json.loads((root / f"metrics/eval/{variant}.json").read_text())
+        assert 0.5 < metrics["accuracy"] <= 1  # one epoch is far above chance (0.1)
+        assert set(metrics["per_class_accuracy"]) == {str(c) for c in range(10)}
+        assert (root / f"models/{variant}.safetensors").stat().st_size > 0
+    summary = json.loads((root / "metrics/summary.json").read_text())
+    assert [row["variant"] for row in summary] == VARIANTS
+    assert all(variant in (root / "metrics/summary.md").read_text() for variant in VARIANTS)
+    assert "up to date" in run(["dvc", "status"], root)
+
+
+def test_retraining_with_the_same_seed_gives_identical_weights_and_metrics(repo):
+    root, _ = repo
+    lock = (root / "dvc.lock").read_text()
+    metrics = (root / "metrics/eval/dnn_dropout.json").read_text()
+    for stage in ("train@dnn_dropout", "evaluate@dnn_dropout"):
+        assert ran_stages(run(["dvc", "repro", "--force", "--single-item", stage], root)) == {stage}
+    assert (root / "dvc.lock").read_text() == lock  # the retrained model hashes the same
+    assert (root / "metrics/eval/dnn_dropout.json").read_text() == metrics
+    assert "up to date" in run(["dvc", "status"], root)
+
+
+def test_keep_prob_reruns_only_the_dropout_variant(repo):
+    root, _ = repo
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "after repro"], root)
+    output = run(["dvc", "exp", "run", "-S", "keep_prob=0.5"], root)
+    assert ran_stages(output) == {"train@dnn_dropout", "evaluate@dnn_dropout", "summarize"}
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], root))
+    changed = {path for path, metrics in diff.items() if metrics}
+    assert "metrics/eval/dnn_dropout.json" in changed
+    assert not any(f"/{v}." in path or f"/{v}/" in path for path in changed for v in VARIANTS[:-1])

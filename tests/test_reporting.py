@@ -1,0 +1,115 @@
+import json
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from mnist_dnn.config import Params, load_params
+from mnist_dnn.errors import UserError
+from mnist_dnn.reporting import read_test_accuracy, summary_table, to_markdown
+
+PARAMS_PATH = Path(__file__).parents[1] / "params.yaml"
+COLUMNS = ["variant", "architecture", "init", "dropout", "lecture_accuracy", "reproduced_accuracy", "difference_pp"]
+
+LECTURE = {"softmax": 0.9035, "nn_normal": 0.9455, "nn_xavier": 0.9783, "dnn": 0.9742, "dnn_dropout": 0.9804}
+ACCURACY = {"softmax": 0.9135, "nn_normal": 0.9455, "nn_xavier": 0.9795, "dnn": 0.9682, "dnn_dropout": 0.9811}
+
+
+def make_params(keep_prob=0.7, lecture=LECTURE):
+    """The real params.yaml with this test's keep_prob and lecture accuracies."""
+    raw = YAML(typ="safe", pure=True).load(PARAMS_PATH.read_text())
+    raw["keep_prob"] = keep_prob
+    raw["lecture_accuracy"] = dict(lecture)
+    return Params.model_validate(raw)
+
+
+PARAMS = make_params()
+
+
+def without_lecture_accuracy(name):
+    return make_params(lecture={k: v for k, v in LECTURE.items() if k != name})
+
+
+def markdown_rows(markdown):
+    """Markdown table rows as dicts, keyed by the header cells."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    header, rows = cells[0], cells[2:]
+    return {row[0]: dict(zip(header, row)) for row in rows}
+
+
+def test_real_params_have_the_variants_this_test_uses():
+    assert list(load_params(PARAMS_PATH).variants) == list(ACCURACY)
+
+
+def test_summary_table_rows_and_columns():
+    table = summary_table(PARAMS, dict(reversed(ACCURACY.items())))  # rows follow params, not this dict
+    assert list(table.columns) == COLUMNS
+    assert list(table["variant"]) == list(PARAMS.variants)
+    assert list(table["reproduced_accuracy"]) == [ACCURACY[n] for n in PARAMS.variants]
+    assert list(table["lecture_accuracy"]) == [LECTURE[n] for n in PARAMS.variants]
+    assert list(table["init"]) == [v.init for v in PARAMS.variants.values()]
+
+
+def test_summary_table_architecture():
+    table = summary_table(PARAMS, ACCURACY).set_index("variant")
+    assert table.loc["softmax", "architecture"] == "784→10"
+    assert table.loc["nn_xavier", "architecture"] == "784→256→256→10"
+    assert table.loc["dnn", "architecture"] == "784→512→512→512→512→10"
+
+
+def test_summary_table_dropout():
+    table = summary_table(PARAMS, ACCURACY).set_index("variant")
+    assert table.loc["dnn_dropout", "dropout"] == pytest.approx(0.3)
+    assert (table.drop(index="dnn_dropout")["dropout"] == 0).all()
+
+
+def test_summary_table_difference_in_percentage_points():
+    table = summary_table(PARAMS, ACCURACY)
+    for _, row in table.iterrows():
+        expected = 100 * (ACCURACY[row["variant"]] - LECTURE[row["variant"]])
+        assert row["difference_pp"] == pytest.approx(expected, abs=0.005)
+        assert row["difference_pp"] == round(row["difference_pp"], 2)
+    assert table.set_index("variant").loc["softmax", "difference_pp"] == pytest.approx(1.0)
+
+
+def test_markdown_shows_percentages_and_signed_differences():
+    markdown = to_markdown(summary_table(PARAMS, ACCURACY))
+    rows = markdown_rows(markdown)
+    assert list(rows) == list(PARAMS.variants)
+    assert rows["nn_xavier"]["lecture"] == "97.83%"
+    assert rows["nn_xavier"]["reproduced"] == "97.95%"
+    assert rows["nn_xavier"]["difference (pp)"] == "+0.12"
+    assert rows["dnn"]["difference (pp)"] == "-0.60"
+    assert rows["softmax"]["difference (pp)"] == "+1.00"
+    assert rows["dnn_dropout"]["dropout"] == "p = 0.3"
+    assert rows["dnn"]["dropout"] == "–"
+
+
+def test_variant_without_lecture_accuracy():
+    table = summary_table(without_lecture_accuracy("dnn"), ACCURACY)
+    row = markdown_rows(to_markdown(table))["dnn"]
+    assert row["lecture"] == "–"
+    assert row["difference (pp)"] == "–"
+    assert row["reproduced"] == "96.82%"
+    records = {r["variant"]: r for r in json.loads(table.to_json(orient="records"))}
+    assert records["dnn"]["lecture_accuracy"] is None
+    assert records["dnn"]["difference_pp"] is None
+    assert records["nn_xavier"]["lecture_accuracy"] == pytest.approx(0.9783)
+
+
+def test_read_test_accuracy(tmp_path):
+    for name, acc in ACCURACY.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps({"accuracy": acc, "loss": 0.1}))
+    assert read_test_accuracy(tmp_path, list(ACCURACY)) == ACCURACY
+
+
+@pytest.mark.parametrize("content", [None, "{not json", '{"loss": 0.1}'], ids=["missing", "not-json", "no-accuracy"])
+def test_read_test_accuracy_bad_file_is_user_error(tmp_path, content):
+    (tmp_path / "softmax.json").write_text(json.dumps({"accuracy": 0.9}))
+    if content is not None:
+        (tmp_path / "dnn.json").write_text(content)
+    with pytest.raises(UserError) as info:
+        read_test_accuracy(tmp_path, ["softmax", "dnn"])
+    assert "dnn.json" in str(info.value)
+    assert "\n" not in str(info.value)

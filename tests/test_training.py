@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from mnist_dnn import data, training
+from mnist_dnn.errors import UserError
+from mnist_dnn.models import build_model
+from mnist_dnn.optimizers import build_optimizer
+
+
+def make_split(n, seed):
+    """Noise images, half of them labelled 7 and brightened in the top half: learnable, and made here."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 128, (n, 28, 28), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 2, (n,), dtype=torch.uint8, generator=g) * 7
+    images[labels == 7, :14] += 128
+    return data.to_inputs(images, "cpu"), data.to_targets(labels, "cpu")
+
+
+def train_once(seed, hidden=(32, 32), dropout_p=0.3, epochs=3, inputs=None):
+    training.seed_everything(seed)
+    model = build_model(list(hidden), "xavier_uniform", dropout_p)
+    optimizer = build_optimizer("adam", model.parameters(), 1e-3)
+    train = make_split(600, 0) if inputs is None else inputs
+    logs = list(training.fit(model, optimizer, train, make_split(200, 1), epochs, 50, seed, name="tiny"))
+    return logs, model.state_dict()
+
+
+def test_select_device_prefers_cuda_when_available(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert training.select_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert training.select_device() == torch.device("cpu")
+
+
+def test_select_device_honours_an_explicit_request(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert training.select_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_inputs_and_targets_are_made_on_the_requested_device(device):
+    images = torch.tensor([[[0, 255], [51, 102]]], dtype=torch.uint8)
+    inputs = data.to_inputs(images, device)
+    targets = data.to_targets(torch.tensor([3], dtype=torch.uint8), device)
+    assert inputs.device.type == targets.device.type == device
+    assert inputs.dtype == torch.float32 and inputs.shape == (1, 4)
+    assert targets.dtype == torch.long
+    if device == "cpu":
+        torch.testing.assert_close(inputs, torch.tensor([[0.0, 1.0, 0.2, 0.4]]))
+
+
+def test_same_seed_gives_identical_training_and_weights():
+    logs_a, weights_a = train_once(seed=777)
+    logs_b, weights_b = train_once(seed=777)
+    assert logs_a == logs_b
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+def test_another_seed_gives_another_run():
+    logs_a, _ = train_once(seed=777)
+    logs_b, _ = train_once(seed=778)
+    assert [log.train_loss for log in logs_a] != [log.train_loss for log in logs_b]
+
+
+def test_fit_learns_and_logs_every_epoch():
+    logs, _ = train_once(seed=1, dropout_p=0.0, epochs=5)
+    assert [log.epoch for log in logs] == [1, 2, 3, 4, 5]
+    assert logs[-1].train_loss < logs[0].train_loss
+    assert logs[-1].val_accuracy > 0.9
+
+
+def test_divergence_stops_with_the_variant_and_epoch_named():
+    inputs, targets = make_split(600, 0)
+    inputs[5, 0] = float("nan")
+    with pytest.raises(UserError, match=r"^tiny: training diverged in epoch 1 \(mean train loss nan\)$"):
+        train_once(seed=1, inputs=(inputs, targets))
