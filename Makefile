@@ -6,7 +6,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro test
+.PHONY: install repro test bench
 
 install: $(VENV)/.installed
 
@@ -20,3 +20,7 @@ repro: install
 
 test: install
 	pytest
+
+bench: install
+	dvc repro prepare
+	python -m mnist_dnn.bench

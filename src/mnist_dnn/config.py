@@ -25,6 +25,7 @@ class TrainParams(_Strict):
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     seed: int = Field(ge=0)
+    tf32: bool = False
 
     @field_validator("optimizer")
     @classmethod
@@ -78,6 +79,10 @@ class Params(_Strict):
     def dropout_p(self, name):
         """Dropout probability of variant ``name``: 1 - keep_prob when it uses dropout, else 0."""
         return 1.0 - self.keep_prob if self.variant(name).dropout else 0.0
+
+    def model_spec(self, name):
+        """What builds variant ``name``'s model (stored with its weights): hidden widths, init, dropout_p."""
+        return {"variant": name, **self.variant(name).model_dump(), "dropout_p": self.dropout_p(name)}
 
 
 def load_params(path="params.yaml"):

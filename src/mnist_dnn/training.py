@@ -9,6 +9,8 @@ import torch.nn.functional as F
 
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import accuracy
+from mnist_dnn.models import build_model
+from mnist_dnn.optimizers import build_optimizer
 
 DEVICE_ENV = "MNIST_DNN_DEVICE"
 
@@ -56,3 +58,20 @@ def fit(model, optimizer, train, val, epochs, batch_size, shuffle_seed, name="mo
         if not math.isfinite(train_loss):
             raise UserError(f"{name}: training diverged in epoch {epoch} (mean train loss {train_loss})")
         yield EpochLog(epoch, train_loss, accuracy(model, *val))
+
+
+def setup(spec, hp, device):
+    """Seed, then build ``spec``'s model on ``device`` and the optimizer of ``hp`` (a TrainParams)."""
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = hp.tf32
+    seed_everything(hp.seed)
+    model = build_model(spec["hidden"], spec["init"], spec["dropout_p"]).to(device)
+    return model, build_optimizer(hp.optimizer, model.parameters(), hp.lr)
+
+
+def train_variant(spec, hp, train, val, device, on_epoch=None):
+    """Train a fresh model of ``spec`` with ``hp``, calling ``on_epoch(EpochLog)`` after each epoch."""
+    model, optimizer = setup(spec, hp, device)
+    for log in fit(model, optimizer, train, val, hp.epochs, hp.batch_size, hp.seed, spec["variant"]):
+        if on_epoch:
+            on_epoch(log)
+    return model

@@ -1,0 +1,152 @@
+"""Benchmark: the training engine against the lecture's own loop, and against the machine's GEMM rate.
+
+``python -m mnist_dnn.bench`` (or ``make bench``) after ``dvc repro prepare``; ``--help`` lists the options.
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from torchvision import transforms
+from torchvision.datasets import MNIST
+
+from mnist_dnn import data, files, training
+from mnist_dnn.config import load_params
+
+
+def gemm_rate(device, n=2048, repeats=10):
+    """Best fp32 FLOP/s of an ``n``×``n`` matrix product on ``device`` over ``repeats`` timed runs."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    seconds = []
+    for _ in range(repeats + 1):  # the first run warms up
+        start = time.perf_counter()
+        (a @ b).sum().item()
+        seconds.append(time.perf_counter() - start)
+    return 2 * n**3 / min(seconds[1:])
+
+
+def lecture_epochs(model, optimizer, dataset, batch_size, device):
+    """The lecture's training loop, re-typed (DataLoader over ToTensor images); yields its cost per epoch."""
+    data_loader = DataLoader(dataset=dataset, batch_size=batch_size, shuffle=True)
+    criterion = torch.nn.CrossEntropyLoss()
+    while True:
+        avg_cost = 0
+        total_batch = len(dataset) // batch_size
+        for batch_xs, batch_ys in data_loader:
+            X = batch_xs.view(-1, 28 * 28).to(device)
+            Y = batch_ys.to(device)
+            optimizer.zero_grad()
+            hypothesis = model(X)
+            cost = criterion(hypothesis, Y)
+            cost.backward()
+            optimizer.step()
+            avg_cost += cost / total_batch
+        yield avg_cost.item()
+
+
+def seconds_per_epoch(runs, epochs):
+    """Median seconds per epoch of each generator in ``runs``, their epochs interleaved to share the noise."""
+    seconds = {name: [] for name in runs}
+    for _ in range(epochs):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            next(run)
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(s) for name, s in seconds.items()}
+
+
+def compare_variant(params, name, raw_root, device, epochs):
+    """Seconds per epoch of the lecture's loop and of the engine on the 60,000 training images."""
+    spec, hp = params.model_spec(name), params.train
+    images, labels = data.load_mnist(raw_root, train=True)
+    test_images, test_labels = data.load_mnist(raw_root, train=False)
+    train = data.to_inputs(images, device), data.to_targets(labels, device)
+    val = data.to_inputs(test_images, device), data.to_targets(test_labels, device)
+    engine_model, engine_optimizer = training.setup(spec, hp, device)
+    lecture_model, _ = training.setup(spec, hp, device)
+    lecture_optimizer = torch.optim.Adam(lecture_model.parameters(), lr=hp.lr)
+    mnist = MNIST(raw_root, train=True, transform=transforms.ToTensor())
+    runs = {
+        "lecture": lecture_epochs(lecture_model, lecture_optimizer, mnist, hp.batch_size, device),
+        "engine": training.fit(engine_model, engine_optimizer, train, val, epochs, hp.batch_size, hp.seed, name),
+    }
+    per_epoch = seconds_per_epoch(runs, epochs)
+    n_params = sum(p.numel() for p in engine_model.parameters())
+    return per_epoch, 6 * n_params * len(images) / per_epoch["engine"]
+
+
+def table_seconds(params, prepared_dir, device):
+    """Wall seconds for the engine to train every variant for ``params.train.epochs``, as the pipeline does."""
+    train = data.load_for_model(Path(prepared_dir, "train.safetensors"), device)
+    val = data.load_for_model(Path(prepared_dir, "val.safetensors"), device)
+    start = time.perf_counter()
+    for name in params.variants:
+        training.train_variant(params.model_spec(name), params.train, train, val, device)
+    return time.perf_counter() - start
+
+
+def cpu_model():
+    """The CPU's model name, from /proc/cpuinfo where there is one."""
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m mnist_dnn.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--variants", nargs="+", help="variants to compare (default: all in params)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per loop and variant (median is shown)")
+    parser.add_argument("--raw", default="data/raw", help="MNIST as written by the download stage")
+    parser.add_argument("--prepared", default="data/prepared", help="splits written by the prepare stage")
+    parser.add_argument("--no-table", action="store_true", help="skip timing the whole default table")
+    parser.add_argument("--output", default="metrics/bench.json", help="where to write the results as JSON")
+    args = parser.parse_args(argv)
+
+    params = load_params(args.params)
+    device = training.select_device(os.environ.get(training.DEVICE_ENV))
+    gemm = gemm_rate(device)
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, {cpu_model()}")
+    print(f"fp32 GEMM 2048x2048: {gemm / 1e9:.1f} GFLOP/s")
+    rows = []
+    for name in args.variants or params.variants:
+        per_epoch, flops = compare_variant(params, name, args.raw, device, args.epochs)
+        rows.append(
+            {
+                "variant": name,
+                "lecture_s_per_epoch": per_epoch["lecture"],
+                "engine_s_per_epoch": per_epoch["engine"],
+                "speedup": per_epoch["lecture"] / per_epoch["engine"],
+                "engine_gflops": flops / 1e9,
+                "gemm_fraction": flops / gemm,
+            }
+        )
+        print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1, float_format="%.3f"))
+    results = {
+        "device": str(device),
+        "cpu": cpu_model(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "gemm_gflops": gemm / 1e9,
+        "epochs_timed": args.epochs,
+        "variants": rows,
+    }
+    if not args.no_table:
+        results["table_epochs"] = params.train.epochs
+        results["table_seconds"] = table_seconds(params, args.prepared, device)
+        print(f"whole table ({len(params.variants)} variants x {params.train.epochs} epochs): "
+              f"{results['table_seconds']:.1f} s")
+    files.write_json(args.output, results)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
