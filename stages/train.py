@@ -29,7 +29,9 @@ def main(variant):
                 live.next_step()
                 print(f"epoch {log.epoch:>3}: train loss {log.train_loss:.6f}, val accuracy {log.val_accuracy:.4f}")
 
-            model = training.train_variant(spec, params.train, train, val, device, on_epoch=log_epoch)
+            model = training.train_variant(
+                spec, params.train, params.optimizer, train, val, device, on_epoch=log_epoch
+            )
     models.save_model(model, f"models/{variant}.safetensors", spec)
 
 

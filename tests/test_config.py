@@ -54,14 +54,14 @@ def del_key(raw, key):
     [
         ("keep_prob", 0),
         ("keep_prob", 1.5),
-        ("train.lr", 0),
-        ("train.lr", -1),
+        ("optimizer.lr", 0),
+        ("optimizer.lr", -1),
         ("train.epochs", 0),
         ("train.batch_size", 0),
-        ("train.optimizer", "nope"),
+        ("optimizer.name", "nope"),
         ("variants.dnn.init", "nope"),
         ("variants.nn_normal.hidden", [0]),
-        ("train.learning_rate", 0.001),
+        ("train.learning_rate", 0.001),  # not a key of train
     ],
 )
 def test_bad_value_is_one_line_user_error_naming_key(tmp_path, key, value):
@@ -74,7 +74,24 @@ def test_bad_value_is_one_line_user_error_naming_key(tmp_path, key, value):
     assert key in message
 
 
-@pytest.mark.parametrize("key", ["train.lr", "keep_prob", "variants.dnn.init", "data.val_size"])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [("momentum", 0.9, "unexpected keyword argument 'momentum'"), ("betas", [0.9, 1.5], "Invalid beta parameter")],
+)
+def test_hyperparameters_are_checked_by_the_optimizer_class_itself(tmp_path, key, value, expected):
+    raw = real_params()
+    raw["optimizer"][key] = value
+    with pytest.raises(UserError, match=rf"^[^\n]*params.yaml: optimizer: adam: .*{expected}"):
+        load_params(write_params(tmp_path / "params.yaml", raw))
+
+
+def test_extra_optimizer_hyperparameters_reach_the_optimizer(tmp_path):
+    raw = real_params()
+    raw["optimizer"] = {"name": "sgd", "lr": 0.01, "momentum": 0.9}
+    assert load_params(write_params(tmp_path / "params.yaml", raw)).optimizer.hyperparameters == {"momentum": 0.9}
+
+
+@pytest.mark.parametrize("key", ["optimizer.lr", "keep_prob", "variants.dnn.init", "data.val_size"])
 def test_missing_key_is_one_line_user_error_naming_key(tmp_path, key):
     raw = real_params()
     del_key(raw, key)
@@ -111,13 +128,15 @@ def test_unknown_variant_names_known_variants():
         assert name in str(info.value)
 
 
-@pytest.mark.parametrize("text, key, expected", [("1e-3", "lr", 0.001), ("010", "seed", 10)])
-def test_yaml_read_as_yaml_1_2(tmp_path, text, key, expected):
+@pytest.mark.parametrize(
+    "text, section, key, expected", [("1e-3", "optimizer", "lr", 0.001), ("010", "train", "seed", 10)]
+)
+def test_yaml_read_as_yaml_1_2(tmp_path, text, section, key, expected):
     # YAML 1.1 (PyYAML) reads 1e-3 as a string and 010 as octal 8; YAML 1.2 (ruamel, DVC) as 0.001 and 10
     lines = [f"  {key}: {text}" if line.startswith(f"  {key}:") else line for line in PARAMS.read_text().splitlines()]
     path = tmp_path / "params.yaml"
     path.write_text("\n".join(lines) + "\n")
-    value = getattr(load_params(path).train, key)
+    value = getattr(getattr(load_params(path), section), key)
     assert value == expected
     assert type(value) is type(expected)
 

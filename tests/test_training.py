@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from mnist_dnn import data, training
-from mnist_dnn.config import TrainParams
+from mnist_dnn.config import OptimizerParams, TrainParams
 from mnist_dnn.errors import UserError
 from mnist_dnn.models import build_model
 from mnist_dnn.optimizers import build_optimizer
@@ -79,10 +79,13 @@ def test_divergence_stops_with_the_variant_and_epoch_named():
         train_once(seed=1, inputs=(inputs, targets))
 
 
+ADAM = OptimizerParams(name="adam", lr=1e-3)
+
+
 def reference_epochs(spec, hp, train, epochs):
     """A plain loop to hold the engine to: DataLoader batches in the engine's order, unfused Adam, no tricks."""
-    model, _ = training.setup(spec, hp, "cpu")
-    optimizer = torch.optim.Adam(model.parameters(), lr=hp.lr)
+    model, _ = training.setup(spec, hp, ADAM, "cpu")
+    optimizer = torch.optim.Adam(model.parameters(), lr=ADAM.lr)
     generator = torch.Generator().manual_seed(hp.seed)
     epoch_losses = []
     for _ in range(epochs):
@@ -102,11 +105,11 @@ def reference_epochs(spec, hp, train, epochs):
 
 @pytest.mark.parametrize("dropout_p", [0.0, 0.3])
 def test_engine_computes_what_a_plain_loop_computes(dropout_p):
-    hp = TrainParams(optimizer="adam", lr=1e-3, epochs=3, batch_size=50, seed=777)
+    hp = TrainParams(epochs=3, batch_size=50, seed=777)
     spec = {"variant": "tiny", "hidden": [64, 64], "init": "xavier_uniform", "dropout_p": dropout_p}
     train, val = make_split(400, 0), make_split(100, 1)
     logs = []
-    engine = training.train_variant(spec, hp, train, val, torch.device("cpu"), on_epoch=logs.append)
+    engine = training.train_variant(spec, hp, ADAM, train, val, torch.device("cpu"), on_epoch=logs.append)
     expected_losses, expected_weights = reference_epochs(spec, hp, train, hp.epochs)
     torch.testing.assert_close([log.train_loss for log in logs], expected_losses, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(engine.state_dict(), expected_weights, rtol=1e-4, atol=1e-5)

@@ -68,9 +68,9 @@ def compare_variant(params, name, raw_root, device, epochs):
     test_images, test_labels = data.load_mnist(raw_root, train=False)
     train = data.to_inputs(images, device), data.to_targets(labels, device)
     val = data.to_inputs(test_images, device), data.to_targets(test_labels, device)
-    engine_model, engine_optimizer = training.setup(spec, hp, device)
-    lecture_model, _ = training.setup(spec, hp, device)
-    lecture_optimizer = torch.optim.Adam(lecture_model.parameters(), lr=hp.lr)
+    engine_model, engine_optimizer = training.setup(spec, hp, params.optimizer, device)
+    lecture_model, _ = training.setup(spec, hp, params.optimizer, device)
+    lecture_optimizer = torch.optim.Adam(lecture_model.parameters(), lr=params.optimizer.lr)
     mnist = MNIST(raw_root, train=True, transform=transforms.ToTensor())
     runs = {
         "lecture": lecture_epochs(lecture_model, lecture_optimizer, mnist, hp.batch_size, device),
@@ -87,7 +87,7 @@ def table_seconds(params, prepared_dir, device):
     val = data.load_for_model(Path(prepared_dir, "val.safetensors"), device)
     start = time.perf_counter()
     for name in params.variants:
-        training.train_variant(params.model_spec(name), params.train, train, val, device)
+        training.train_variant(params.model_spec(name), params.train, params.optimizer, train, val, device)
     return time.perf_counter() - start
 
 

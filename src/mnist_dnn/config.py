@@ -2,12 +2,13 @@
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML, YAMLError
 
 from mnist_dnn.errors import UserError
 from mnist_dnn.models import INITS
-from mnist_dnn.optimizers import OPTIMIZERS
+from mnist_dnn.optimizers import OPTIMIZERS, build_optimizer
 
 
 class _Strict(BaseModel):
@@ -20,19 +21,37 @@ class DataParams(_Strict):
 
 
 class TrainParams(_Strict):
-    optimizer: str
-    lr: float = Field(gt=0)
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     seed: int = Field(ge=0)
     tf32: bool = False
 
-    @field_validator("optimizer")
+
+class OptimizerParams(_Strict):
+    """An optimizer by name, its learning rate, and any other keyword hyperparameters of its class."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    lr: float = Field(gt=0)
+
+    @property
+    def hyperparameters(self):
+        return dict(self.model_extra)
+
+    @field_validator("name")
     @classmethod
-    def _known_optimizer(cls, name):
+    def _known(cls, name):
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer '{name}' (known: {', '.join(OPTIMIZERS)})")
         return name
+
+    @model_validator(mode="after")
+    def _accepted_by_the_optimizer(self):
+        try:
+            build_optimizer(self.name, [torch.zeros(1, requires_grad=True)], self.lr, **self.hyperparameters)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{self.name}: {err}") from None
+        return self
 
 
 class VariantParams(_Strict):
@@ -58,6 +77,7 @@ class VariantParams(_Strict):
 class Params(_Strict):
     data: DataParams
     train: TrainParams
+    optimizer: OptimizerParams
     keep_prob: float = Field(gt=0, le=1)
     variants: dict[str, VariantParams] = Field(min_length=1)
     lecture_accuracy: dict[str, float]

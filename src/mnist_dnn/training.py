@@ -60,17 +60,17 @@ def fit(model, optimizer, train, val, epochs, batch_size, shuffle_seed, name="mo
         yield EpochLog(epoch, train_loss, accuracy(model, *val))
 
 
-def setup(spec, hp, device):
-    """Seed, then build ``spec``'s model on ``device`` and the optimizer of ``hp`` (a TrainParams)."""
+def setup(spec, hp, opt, device):
+    """Seed by ``hp`` (TrainParams), then build ``spec``'s model on ``device`` and the ``opt`` optimizer."""
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = hp.tf32
     seed_everything(hp.seed)
     model = build_model(spec["hidden"], spec["init"], spec["dropout_p"]).to(device)
-    return model, build_optimizer(hp.optimizer, model.parameters(), hp.lr)
+    return model, build_optimizer(opt.name, model.parameters(), opt.lr, **opt.hyperparameters)
 
 
-def train_variant(spec, hp, train, val, device, on_epoch=None):
-    """Train a fresh model of ``spec`` with ``hp``, calling ``on_epoch(EpochLog)`` after each epoch."""
-    model, optimizer = setup(spec, hp, device)
+def train_variant(spec, hp, opt, train, val, device, on_epoch=None):
+    """Train a fresh model of ``spec`` with ``hp`` and optimizer ``opt``, calling ``on_epoch(EpochLog)`` per epoch."""
+    model, optimizer = setup(spec, hp, opt, device)
     for log in fit(model, optimizer, train, val, hp.epochs, hp.batch_size, hp.seed, spec["variant"]):
         if on_epoch:
             on_epoch(log)
