@@ -62,6 +62,8 @@ def del_key(raw, key):
         ("variants.dnn.init", "nope"),
         ("variants.nn_normal.hidden", [0]),
         ("train.learning_rate", 0.001),  # not a key of train
+        ("optimizer_study.target_accuracy", 1.5),
+        ("optimizer_study.optimizers.ftrl.lr", 0),
     ],
 )
 def test_bad_value_is_one_line_user_error_naming_key(tmp_path, key, value):
@@ -166,3 +168,18 @@ def test_run_stage_lets_other_errors_through():
 
     with pytest.raises(ValueError):
         run_stage(main)
+
+
+@pytest.mark.parametrize("variant, expected", [("nope", "not a variant: nope"), ("dnn_dropout", "uses dropout")])
+def test_optimizer_study_trains_an_existing_variant_without_dropout(tmp_path, variant, expected):
+    raw = real_params()
+    raw["optimizer_study"]["variant"] = variant
+    with pytest.raises(UserError, match=rf"optimizer_study: variant: .*{expected}"):
+        load_params(write_params(tmp_path / "params.yaml", raw))
+
+
+def test_unknown_optimizer_study_entry_names_the_known_ones():
+    study = load_params(PARAMS).optimizer_study
+    with pytest.raises(UserError, match="unknown optimizer_study entry 'nope' .*adam"):
+        study.optimizer("nope")
+    assert study.optimizer("momentum").hyperparameters == {"momentum": 0.9}

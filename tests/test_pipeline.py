@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ["softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout"]
+OPTIMIZERS = ["adadelta", "adagrad", "adagrad_da", "momentum", "adam", "ftrl", "proximal_gd", "proximal_adagrad", "rmsprop"]
 
 
 def run(cmd, cwd):
@@ -55,7 +56,9 @@ def repo(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_all_metrics(repo):
     root, output = repo
-    expected = {"download", "prepare", "summarize"} | {f"{s}@{v}" for s in ("train", "evaluate") for v in VARIANTS}
+    expected = {"download", "prepare", "summarize", "compare_optimizers"}
+    expected |= {f"{s}@{v}" for s in ("train", "evaluate") for v in VARIANTS}
+    expected |= {f"optimizers@{name}" for name in OPTIMIZERS}
     assert ran_stages(output) == expected
     for variant in VARIANTS:
         metrics = json.loads((root / f"metrics/eval/{variant}.json").read_text())
@@ -65,6 +68,11 @@ def test_repro_runs_every_stage_and_writes_all_metrics(repo):
     summary = json.loads((root / "metrics/summary.json").read_text())
     assert [row["variant"] for row in summary] == VARIANTS
     assert all(variant in (root / "metrics/summary.md").read_text() for variant in VARIANTS)
+    optimizers = json.loads((root / "metrics/optimizers.json").read_text())
+    assert [row["optimizer"] for row in optimizers] == OPTIMIZERS
+    assert all(0.5 < row["test_accuracy"] <= 1 for row in optimizers)
+    curves = (root / "metrics/optimizers_val_accuracy.csv").read_text().splitlines()
+    assert curves[0] == "epoch,val_accuracy,optimizer" and len(curves) == 1 + len(OPTIMIZERS)
     assert "up to date" in run(["dvc", "status"], root)
 
 
@@ -88,3 +96,10 @@ def test_keep_prob_reruns_only_the_dropout_variant(repo):
     changed = {path for path, metrics in diff.items() if metrics}
     assert "metrics/eval/dnn_dropout.json" in changed
     assert not any(f"/{v}." in path or f"/{v}/" in path for path in changed for v in VARIANTS[:-1])
+
+
+def test_one_optimizers_hyperparameters_rerun_only_its_stage(repo):
+    root, _ = repo
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "before ftrl l1"], root)
+    output = run(["dvc", "exp", "run", "-S", "+optimizer_study.optimizers.ftrl.l1=0.0001"], root)
+    assert ran_stages(output) == {"optimizers@ftrl", "compare_optimizers"}

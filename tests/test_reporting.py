@@ -1,12 +1,13 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from ruamel.yaml import YAML
 
 from mnist_dnn.config import Params, load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.reporting import read_test_accuracy, summary_table, to_markdown
+from mnist_dnn.reporting import optimizer_markdown, optimizer_table, read_test_accuracy, summary_table, to_markdown
 
 PARAMS_PATH = Path(__file__).parents[1] / "params.yaml"
 COLUMNS = ["variant", "architecture", "init", "dropout", "lecture_accuracy", "reproduced_accuracy", "difference_pp"]
@@ -113,3 +114,20 @@ def test_read_test_accuracy_bad_file_is_user_error(tmp_path, content):
         read_test_accuracy(tmp_path, ["softmax", "dnn"])
     assert "dnn.json" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_optimizer_table_counts_epochs_to_the_target_and_keeps_study_order():
+    study = PARAMS.optimizer_study
+    names = list(study.optimizers)
+    results = {n: {"test_accuracy": 0.9 + i / 100, "train_loss": 0.1 * i, "seconds": 10.0 + i} for i, n in enumerate(names)}
+    curves = {n: [0.95, 0.96, 0.97, 0.98] for n in names}
+    curves[names[0]] = [0.95, 0.969, 0.9701, 0.99]  # reaches 0.97 in epoch 3
+    curves[names[1]] = [0.90, 0.91, 0.92, 0.93]  # never
+    table = optimizer_table(study, results, curves)
+    assert table["optimizer"].tolist() == names
+    assert table["epochs_to_target"].tolist()[:3] == [3, pd.NA, 3]
+    assert json.loads(table.to_json(orient="records"))[1]["epochs_to_target"] is None
+    assert table["test_accuracy"].tolist() == [results[n]["test_accuracy"] for n in names]
+    rows = markdown_rows(optimizer_markdown(table, study))
+    assert rows[names[1]]["epochs to 97% val"] == "never"
+    assert rows["momentum"]["hyperparameters"] == "name=sgd, lr=0.01, momentum=0.9"

@@ -108,8 +108,9 @@ def test_engine_computes_what_a_plain_loop_computes(dropout_p):
     hp = TrainParams(epochs=3, batch_size=50, seed=777)
     spec = {"variant": "tiny", "hidden": [64, 64], "init": "xavier_uniform", "dropout_p": dropout_p}
     train, val = make_split(400, 0), make_split(100, 1)
-    logs = []
-    engine = training.train_variant(spec, hp, ADAM, train, val, torch.device("cpu"), on_epoch=logs.append)
+    seen = []
+    engine, logs = training.train_variant(spec, hp, ADAM, train, val, torch.device("cpu"), on_epoch=seen.append)
+    assert seen == logs
     expected_losses, expected_weights = reference_epochs(spec, hp, train, hp.epochs)
     torch.testing.assert_close([log.train_loss for log in logs], expected_losses, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(engine.state_dict(), expected_weights, rtol=1e-4, atol=1e-5)

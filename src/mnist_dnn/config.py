@@ -74,6 +74,20 @@ class VariantParams(_Strict):
         return name
 
 
+class OptimizerStudy(_Strict):
+    """One variant trained with each of several optimizers, for the optimizer comparison."""
+
+    variant: str
+    target_accuracy: float = Field(gt=0, le=1)
+    optimizers: dict[str, OptimizerParams] = Field(min_length=1)
+
+    def optimizer(self, name):
+        """The optimizer params called ``name``; a UserError if the study has none of that name."""
+        if name not in self.optimizers:
+            raise UserError(f"unknown optimizer_study entry '{name}' (known: {', '.join(self.optimizers)})")
+        return self.optimizers[name]
+
+
 class Params(_Strict):
     data: DataParams
     train: TrainParams
@@ -81,6 +95,7 @@ class Params(_Strict):
     keep_prob: float = Field(gt=0, le=1)
     variants: dict[str, VariantParams] = Field(min_length=1)
     lecture_accuracy: dict[str, float]
+    optimizer_study: OptimizerStudy
 
     @field_validator("lecture_accuracy")
     @classmethod
@@ -89,6 +104,16 @@ class Params(_Strict):
         if unknown:
             raise ValueError(f"not a variant: {', '.join(sorted(unknown))}")
         return accuracy
+
+    @field_validator("optimizer_study")
+    @classmethod
+    def _of_a_variant_without_dropout(cls, study, info):
+        variant = info.data.get("variants", {}).get(study.variant)
+        if variant is None:
+            raise ValueError(f"variant: not a variant: {study.variant}")
+        if variant.dropout:
+            raise ValueError(f"variant: {study.variant} uses dropout; its stages do not track keep_prob")
+        return study
 
     def variant(self, name):
         """The params of variant ``name``; a UserError if params.yaml has no such variant."""

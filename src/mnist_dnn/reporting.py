@@ -68,3 +68,40 @@ def to_markdown(table):
 
 def _percent(fraction):
     return "–" if fraction is None or pd.isna(fraction) else f"{100 * fraction:.2f}%"
+
+
+def optimizer_table(study, results, val_accuracy):
+    """One row per optimizer of ``study``: its hyperparameters, test accuracy, final train loss, epochs to target.
+
+    ``results`` maps name → the optimizer stage's metrics; ``val_accuracy`` maps name → per-epoch accuracies.
+    """
+    rows = []
+    for name, opt in study.optimizers.items():
+        reached = [epoch for epoch, acc in enumerate(val_accuracy[name], 1) if acc >= study.target_accuracy]
+        rows.append(
+            {
+                "optimizer": name,
+                "hyperparameters": ", ".join(f"{k}={v}" for k, v in opt.model_dump().items()),
+                "test_accuracy": results[name]["test_accuracy"],
+                "final_train_loss": results[name]["train_loss"],
+                "epochs_to_target": reached[0] if reached else None,
+                "seconds": results[name]["seconds"],
+            }
+        )
+    return pd.DataFrame(rows).astype({"epochs_to_target": "Int64"})
+
+
+def optimizer_markdown(table, study):
+    """The optimizer comparison as Markdown."""
+    target = f"{100 * study.target_accuracy:g}%"
+    shown = table.assign(
+        test_accuracy=table["test_accuracy"].map(_percent),
+        final_train_loss=table["final_train_loss"].map(lambda loss: f"{loss:.4f}"),
+        epochs_to_target=table["epochs_to_target"].map(lambda e: "never" if pd.isna(e) else str(int(e))),
+        seconds=table["seconds"].map(lambda s: f"{s:.0f}"),
+    ).rename(columns={"epochs_to_target": f"epochs to {target} val", "final_train_loss": "final train loss"})
+    return (
+        f"# The lecture's optimizers on {study.variant}\n\n"
+        + shown.to_markdown(index=False, disable_numparse=True)
+        + "\n"
+    )

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from dvclive import Live
 
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import accuracy
+from mnist_dnn.files import atomic_path
 from mnist_dnn.models import build_model
 from mnist_dnn.optimizers import build_optimizer
 
@@ -69,9 +71,31 @@ def setup(spec, hp, opt, device):
 
 
 def train_variant(spec, hp, opt, train, val, device, on_epoch=None):
-    """Train a fresh model of ``spec`` with ``hp`` and optimizer ``opt``, calling ``on_epoch(EpochLog)`` per epoch."""
+    """Train a fresh model of ``spec`` with ``hp`` and optimizer ``opt``; return it and its list of EpochLogs.
+
+    ``on_epoch(EpochLog)``, when given, is called after each epoch.
+    """
     model, optimizer = setup(spec, hp, opt, device)
+    history = []
     for log in fit(model, optimizer, train, val, hp.epochs, hp.batch_size, hp.seed, spec["variant"]):
+        history.append(log)
         if on_epoch:
             on_epoch(log)
-    return model
+    return model, history
+
+
+def train_logged(spec, hp, opt, train, val, device, log_dir):
+    """``train_variant``, logging train loss and validation accuracy per epoch with dvclive into ``log_dir``.
+
+    The log appears in ``log_dir`` whole, once training has succeeded.
+    """
+    with atomic_path(log_dir, is_dir=True) as tmp, Live(str(tmp), dvcyaml=None, save_dvc_exp=False) as live:
+
+        def log_epoch(log):
+            live.step = log.epoch
+            live.log_metric("train/loss", log.train_loss)
+            live.log_metric("val/accuracy", log.val_accuracy)
+            live.next_step()
+            print(f"epoch {log.epoch:>3}: train loss {log.train_loss:.6f}, val accuracy {log.val_accuracy:.4f}")
+
+        return train_variant(spec, hp, opt, train, val, device, on_epoch=log_epoch)
