@@ -7,8 +7,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,13 +21,18 @@ VARIANTS = ["softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout"]
 OPTIMIZERS = ["adadelta", "adagrad", "adagrad_da", "momentum", "adam", "ftrl", "proximal_gd", "proximal_adagrad", "rmsprop"]
 
 
-def run(cmd, cwd):
-    """Run ``cmd`` in ``cwd`` with this venv's tools first on PATH; fail the test with its output if it fails."""
-    env = dict(os.environ, DVC_NO_ANALYTICS="1")
+def pipeline_env():
+    """This environment with the venv's tools first on PATH, and an absolute $MNIST_MIRROR."""
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONUNBUFFERED="1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     if env.get("MNIST_MIRROR"):
         env["MNIST_MIRROR"] = str(Path(env["MNIST_MIRROR"]).resolve())
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    return env
+
+
+def run(cmd, cwd):
+    """Run ``cmd`` in ``cwd``; fail the test with its output if it fails."""
+    result = subprocess.run(cmd, cwd=cwd, env=pipeline_env(), capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -87,6 +94,35 @@ def test_retraining_with_the_same_seed_gives_identical_weights_and_metrics(repo)
     assert "up to date" in run(["dvc", "status"], root)
 
 
+def files_in(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_training_stage_killed_mid_run_leaves_no_partial_output(repo):
+    root, _ = repo
+    model, log = root / "models/dnn.safetensors", root / "metrics/train/dnn"
+    trained, evaluated = model.read_bytes(), (root / "metrics/eval/dnn.json").read_text()
+    logged = files_in(log)
+    stage = subprocess.Popen(
+        ["dvc", "repro", "--force", "--single-item", "train@dnn"],
+        cwd=root, env=pipeline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    for line in stage.stdout:
+        if line.startswith("dnn: "):  # data loaded, training starts
+            break
+    time.sleep(1)
+    os.killpg(stage.pid, signal.SIGKILL)
+    stage.wait()
+    assert not model.exists()  # DVC moved the old model away before the run; no partial new one appeared
+    assert files_in(log) in ({}, logged)  # the old log whole, or none
+    run(["dvc", "repro"], root)
+    assert model.read_bytes() == trained
+    assert (root / "metrics/eval/dnn.json").read_text() == evaluated
+    assert ".tmp" not in run(["git", "status", "--porcelain", "--untracked-files=all"], root)
+    assert "up to date" in run(["dvc", "status"], root)
+
+
 def test_keep_prob_reruns_only_the_dropout_variant(repo):
     root, _ = repo
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "after repro"], root)
@@ -95,7 +131,7 @@ def test_keep_prob_reruns_only_the_dropout_variant(repo):
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], root))
     changed = {path for path, metrics in diff.items() if metrics}
     assert "metrics/eval/dnn_dropout.json" in changed
-    assert not any(f"/{v}." in path or f"/{v}/" in path for path in changed for v in VARIANTS[:-1])
+    assert not any(f"/{v}." in path or f"/{v}/" in path for path in changed for v in VARIANTS[:-1]), changed
 
 
 def test_one_optimizers_hyperparameters_rerun_only_its_stage(repo):

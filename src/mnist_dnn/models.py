@@ -1,6 +1,7 @@
 """One builder for every lecture model, and safetensors weight files that carry their architecture."""
 
 import json
+from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -54,6 +55,8 @@ def save_model(model, path, spec):
 
 def load_model(path):
     """Rebuild the model saved at ``path`` from its metadata and load its weights; never unpickles."""
+    if not Path(path).is_file():
+        raise UserError(f"{path}: no such model file (train it with `dvc repro`, or fetch it with `dvc pull`)")
     try:
         with safe_open(path, framework="pt") as f:
             spec = json.loads((f.metadata() or {})["mnist_dnn.spec"])

@@ -99,7 +99,13 @@ def optimizer_markdown(table, study):
         final_train_loss=table["final_train_loss"].map(lambda loss: f"{loss:.4f}"),
         epochs_to_target=table["epochs_to_target"].map(lambda e: "never" if pd.isna(e) else str(int(e))),
         seconds=table["seconds"].map(lambda s: f"{s:.0f}"),
-    ).rename(columns={"epochs_to_target": f"epochs to {target} val", "final_train_loss": "final train loss"})
+    ).rename(
+        columns={
+            "test_accuracy": "test accuracy",
+            "final_train_loss": "final train loss",
+            "epochs_to_target": f"epochs to {target} val",
+        }
+    )
     return (
         f"# The lecture's optimizers on {study.variant}\n\n"
         + shown.to_markdown(index=False, disable_numparse=True)

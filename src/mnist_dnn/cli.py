@@ -1,0 +1,81 @@
+"""The ``mnist-dnn`` console command; ``mnist-dnn predict`` gets one digit and predicts it, as the lecture's labs end."""
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+from mnist_dnn import data, predict
+from mnist_dnn.errors import UserError, run_stage
+from mnist_dnn.models import load_model
+
+SUMMARY = Path("metrics/summary.json")
+TEST_SPLIT = Path("data/prepared/test.safetensors")
+
+
+def best_variant(summary_path=SUMMARY):
+    """The variant with the highest reproduced accuracy in the committed summary."""
+    try:
+        rows = json.loads(Path(summary_path).read_text())
+        return max(rows, key=lambda row: row["reproduced_accuracy"])["variant"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{summary_path}: cannot pick the best variant ({err}); pass --variant") from None
+
+
+def test_image(index, seed):
+    """Test image ``index`` (or a seeded random one when ``index`` is None) and its label."""
+    images, labels = data.load_split(TEST_SPLIT)
+    if index is None:
+        index = random.Random(seed).randrange(len(images))
+    if not 0 <= index < len(images):
+        raise UserError(f"--index {index}: the test set has images 0 to {len(images) - 1}")
+    return index, images[index], int(labels[index])
+
+
+def run_predict(args):
+    """Predict one image as ``args`` ask, and print the result as text or JSON."""
+    model, spec = load_model(args.model or f"models/{args.variant or best_variant()}.safetensors")
+    if args.image:
+        source, image, label = args.image, predict.to_mnist(predict.load_image(args.image)), None
+    else:
+        index, image, label = test_image(args.index, args.seed)
+        source = f"test image {index}"
+    top3 = predict.top_k(model, image, k=3)
+    result = {
+        "variant": spec["variant"],
+        "source": source,
+        "label": label,
+        "prediction": top3[0][0],
+        "top3": [{"digit": digit, "probability": p} for digit, p in top3],
+        "image": predict.terminal_art(image),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"variant:    {result['variant']}")
+    print(f"image:      {source}")
+    if label is not None:
+        print(f"label:      {label}")
+    print(f"prediction: {result['prediction']}")
+    print("top 3:      " + ", ".join(f"{digit} ({p:.2%})" for digit, p in top3))
+    print("\n".join(result["image"]))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="mnist-dnn", description="The lecture's MNIST models, reproduced.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("predict", help="predict one digit: a test image or your own PNG/JPEG")
+    p.add_argument("--variant", help="trained variant to use (default: the best one in metrics/summary.json)")
+    p.add_argument("--model", help="weights file to use (default: models/<variant>.safetensors)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--index", type=int, help="test image number")
+    source.add_argument("--random", action="store_true", help="a random test image, seeded by --seed (default)")
+    source.add_argument("--image", help="a PNG or JPEG of one digit, any size, dark-on-light or light-on-dark")
+    p.add_argument("--seed", type=int, default=777, help="seed of --random (default: 777)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    run_stage(run_predict, args, exit_code=2)
+
+
+if __name__ == "__main__":
+    main()

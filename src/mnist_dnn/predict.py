@@ -1,0 +1,80 @@
+"""Get one and predict: safe image loading, MNIST-style preprocessing, top-k predictions, terminal art."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from mnist_dnn.errors import UserError
+from mnist_dnn.evaluation import predict_logits
+
+MAX_IMAGE_BYTES = 10 * 2**20
+SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+ART_RAMP = " .:-=+*#%@"
+
+
+def load_image(path, max_bytes=MAX_IMAGE_BYTES):
+    """A PNG or JPEG file as a grayscale PIL image, checked before decoding; a UserError for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: not a regular file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise UserError(f"{path}: {size} bytes, over the {max_bytes}-byte limit for an image")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    formats = [fmt for signature, fmt in SIGNATURES.items() if head.startswith(signature)]
+    if not formats:
+        raise UserError(f"{path}: not a PNG or JPEG file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path, formats=formats) as image:
+                image.load()
+                return image.convert("L")
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise UserError(f"{path}: refused as a possible decompression bomb ({err})") from None
+        except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as err:
+            raise UserError(f"{path}: cannot decode the {formats[0]} image ({err})") from None
+
+
+def to_mnist(image):
+    """A grayscale image of one digit → 28×28 uint8, light on dark, the ink fit in 20×20 and centred by mass."""
+    pixels = np.asarray(image, dtype=np.float32)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    if border.mean() > 127:  # dark ink on light paper: MNIST is light on dark
+        pixels, border = 255 - pixels, 255 - border
+    pixels = (pixels - np.median(border)).clip(min=0)  # grey paper becomes black
+    canvas = np.zeros((28, 28), dtype=np.float32)
+    if pixels.max() == 0:
+        return torch.from_numpy(canvas.astype(np.uint8))
+    pixels *= 255 / pixels.max()
+    ink = pixels > 64
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    digit = Image.fromarray(pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.uint8))
+    scale = 20 / max(digit.size)
+    digit = np.asarray(digit.resize((max(1, round(digit.width * scale)), max(1, round(digit.height * scale))),
+                                    Image.LANCZOS), dtype=np.float32)
+    mass = digit.sum() or 1.0
+    centre_y = (digit.sum(1) * np.arange(digit.shape[0])).sum() / mass
+    centre_x = (digit.sum(0) * np.arange(digit.shape[1])).sum() / mass
+    top = int(np.clip(round(14 - centre_y), 0, 28 - digit.shape[0]))
+    left = int(np.clip(round(14 - centre_x), 0, 28 - digit.shape[1]))
+    canvas[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
+    return torch.from_numpy(canvas.clip(0, 255).round().astype(np.uint8))
+
+
+def top_k(model, image, k=3):
+    """The ``k`` most probable digits for one uint8 28×28 image, as ``[(digit, probability), …]``."""
+    inputs = image.reshape(1, -1).float().div(255)
+    probabilities = predict_logits(model, inputs).softmax(1)[0]
+    values, digits = probabilities.topk(k)
+    return list(zip(digits.tolist(), values.tolist()))
+
+
+def terminal_art(image):
+    """The 28×28 image as 28 lines of text, two characters per pixel, darker ink as denser characters."""
+    levels = (image.int() * len(ART_RAMP) // 256).tolist()
+    return ["".join(ART_RAMP[level] * 2 for level in row) for row in levels]

@@ -1,0 +1,357 @@
+import json
+import math
+import random
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from mnist_dnn import predict
+from mnist_dnn.cli import main
+from mnist_dnn.data import save_split
+from mnist_dnn.errors import UserError
+from mnist_dnn.models import build_model, save_model
+
+SPEC = {"variant": "tiny", "hidden": [16], "init": "xavier_uniform", "dropout": False, "dropout_p": 0.0}
+LABELS = [7, 2, 1, 0, 4]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# ---- helpers ----------------------------------------------------------------------------------------------
+
+
+def noise(width, height, mode="RGB"):
+    """A seeded random-noise image: it compresses badly, so its files are large and detailed."""
+    channels = len(Image.new(mode, (1, 1)).getbands())
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, channels), dtype=np.uint8)
+    return Image.fromarray(pixels.squeeze(2) if channels == 1 else pixels, mode)
+
+
+def save(image, path, fmt):
+    image.save(path, fmt)
+    return path
+
+
+def draw_digit(paper, ink):
+    """A thick ring, like a 0, off-centre on a 300×400 (width×height) canvas, in grayscale."""
+    image = Image.new("RGB", (300, 400), paper)
+    ImageDraw.Draw(image).ellipse((40, 60, 160, 300), outline=ink, width=25)  # 121 wide, 241 tall
+    return image.convert("L")
+
+
+def centre_of_mass(image):
+    weights = image.double()
+    rows, cols = torch.arange(28, dtype=torch.double), torch.arange(28, dtype=torch.double)
+    total = weights.sum()
+    return (weights.sum(1) * rows).sum() / total, (weights.sum(0) * cols).sum() / total
+
+
+def expect_cli_error(capsys, *args):
+    """Run ``mnist-dnn predict *args``; check it fails as a user error should, and return stderr."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", *args])
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 2
+    assert out == ""
+    assert err.startswith("error: ")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    return err
+
+
+def predict_json(capsys, *args):
+    main(["predict", *args, "--json"])
+    return json.loads(capsys.readouterr().out)
+
+
+# ---- bad image files: each maker writes one (and may patch a limit), returning its path -------------------
+
+
+def directory(tmp_path, monkeypatch):
+    path = tmp_path / "folder.png"
+    path.mkdir()
+    return path
+
+
+def missing(tmp_path, monkeypatch):
+    return tmp_path / "missing.png"
+
+
+def too_large(tmp_path, monkeypatch):
+    # load_image's default limit is bound when it is defined, so pass a small limit through instead.
+    monkeypatch.setattr(predict, "load_image", partial(predict.load_image, max_bytes=100))
+    return save(noise(32, 32), tmp_path / "big.png", "PNG")
+
+
+def text_file(tmp_path, monkeypatch):
+    path = tmp_path / "digit.png"
+    path.write_text("this is not an image\n")
+    return path
+
+
+def gif(tmp_path, monkeypatch):
+    return save(noise(32, 32), tmp_path / "digit.gif", "GIF")
+
+
+def bmp(tmp_path, monkeypatch):
+    return save(noise(32, 32), tmp_path / "digit.bmp", "BMP")
+
+
+def png_signature_then_garbage(tmp_path, monkeypatch):
+    path = tmp_path / "garbage.png"
+    path.write_bytes(PNG_SIGNATURE + bytes(range(256)) * 4)
+    return path
+
+
+def truncated(fmt):
+    def make(tmp_path, monkeypatch):
+        path = save(noise(128, 128), tmp_path / f"truncated.{fmt.lower()}", fmt)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        return path
+
+    make.__name__ = f"truncated_{fmt.lower()}"
+    return make
+
+
+def bomb(side):
+    def make(tmp_path, monkeypatch):
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow warns above 1000 pixels, raises above 2000
+        return save(noise(side, side), tmp_path / f"bomb{side}.png", "PNG")
+
+    make.__name__ = f"bomb_{side}x{side}"
+    return make
+
+
+REFUSED_BEFORE_DECODING = [
+    (directory, "not a regular file"),
+    (missing, "not a regular file"),
+    (too_large, "over the 100-byte limit"),
+    (text_file, "not a PNG or JPEG"),
+    (gif, "not a PNG or JPEG"),
+    (bmp, "not a PNG or JPEG"),
+]
+REFUSED_WHILE_DECODING = [
+    (png_signature_then_garbage, "cannot decode"),
+    (truncated("PNG"), "cannot decode"),
+    (truncated("JPEG"), "cannot decode"),
+    (bomb(50), "decompression bomb"),  # 2500 pixels: Pillow raises DecompressionBombError
+    (bomb(40), "decompression bomb"),  # 1600 pixels: Pillow only warns, and the loader must still refuse
+]
+BAD_IMAGES = [pytest.param(make, fragment, id=make.__name__)
+              for make, fragment in REFUSED_BEFORE_DECODING + REFUSED_WHILE_DECODING]
+
+
+@pytest.mark.parametrize("make, fragment", BAD_IMAGES)
+def test_load_image_refuses_bad_files_in_one_line(tmp_path, monkeypatch, make, fragment):
+    path = make(tmp_path, monkeypatch)
+    with pytest.raises(UserError) as error:
+        predict.load_image(path)
+    message = str(error.value)
+    assert str(path) in message
+    assert fragment in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("make, fragment", [pytest.param(m, f, id=m.__name__) for m, f in REFUSED_BEFORE_DECODING])
+def test_load_image_refuses_before_handing_the_file_to_pillow(tmp_path, monkeypatch, make, fragment):
+    path = make(tmp_path, monkeypatch)
+
+    def refuse_to_decode(*args, **kwargs):
+        raise AssertionError("the file reached Pillow")
+
+    monkeypatch.setattr(Image, "open", refuse_to_decode)
+    with pytest.raises(UserError, match=fragment):
+        predict.load_image(path)
+
+
+@pytest.mark.parametrize("make, fragment", BAD_IMAGES)
+def test_cli_reports_bad_image_as_one_error_line(tmp_path, monkeypatch, capsys, model_file, make, fragment):
+    monkeypatch.chdir(tmp_path)  # no metrics/summary.json here: --model alone must be enough
+    path = make(tmp_path, monkeypatch)
+    err = expect_cli_error(capsys, "--image", str(path), "--model", str(model_file[1]))
+    assert str(path) in err
+    assert fragment in err
+
+
+@pytest.mark.parametrize("fmt, mode", [("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "L"), ("JPEG", "RGB"), ("JPEG", "L")])
+def test_load_image_reads_png_and_jpeg_of_any_size_as_grayscale(tmp_path, fmt, mode):
+    path = save(noise(37, 53, mode), tmp_path / f"digit.{fmt.lower()}", fmt)
+    image = predict.load_image(path)
+    assert image.mode == "L"
+    assert image.size == (37, 53)
+
+
+# ---- to_mnist ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "paper, ink",
+    [("white", "black"), ("black", "white"), ("#c8c8c8", "#282828")],
+    ids=["dark_on_light", "light_on_dark", "grey_paper"],
+)
+def test_to_mnist_fits_and_centres_the_digit_light_on_dark(paper, ink):
+    result = predict.to_mnist(draw_digit(paper, ink))
+    assert result.shape == (28, 28)
+    assert result.dtype == torch.uint8
+    frame = torch.ones(28, 28, dtype=torch.bool)
+    frame[2:-2, 2:-2] = False
+    assert (result[frame] == 0).all()
+    assert result.max() > 200  # bright ink
+    # The ring, ~2 px thick around a ~10×20 box, has well under 150 bright pixels; paper taken for ink fills the box.
+    assert (result > 127).sum() < 150
+    rows = torch.nonzero(result.any(1)).flatten()
+    cols = torch.nonzero(result.any(0)).flatten()
+    height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    assert height <= 20 and width <= 20  # MNIST fits the digit in a 20×20 box
+    assert max(height, width) >= 18
+    centre_y, centre_x = centre_of_mass(result)
+    assert math.dist((centre_y, centre_x), (14, 14)) <= 1.5
+
+
+@pytest.mark.parametrize("paper, ink", [("black", "white"), ("#c8c8c8", "#282828")], ids=["inverted", "grey_paper"])
+def test_to_mnist_gives_the_same_digit_whatever_the_paper_and_polarity(paper, ink):
+    dark_on_light = predict.to_mnist(draw_digit("white", "black")).int()
+    other = predict.to_mnist(draw_digit(paper, ink)).int()
+    assert (dark_on_light - other).abs().max() <= 1
+
+
+@pytest.mark.parametrize("colour", [0, 255])
+def test_to_mnist_of_a_blank_image_is_all_zeros(colour):
+    result = predict.to_mnist(Image.new("L", (300, 400), colour))
+    assert result.shape == (28, 28)
+    assert result.dtype == torch.uint8
+    assert (result == 0).all()
+
+
+# ---- top_k and terminal_art -------------------------------------------------------------------------------
+
+
+def test_top_k_ranks_digits_by_softmax_probability():
+    bias = [0.0, 2.0, 0.0, 4.0, 0.0, -1.0, 0.0, 0.0, 3.0, 0.5]  # favours 3, then 8, then 1
+    model = nn.Linear(784, 10)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor(bias))
+    image = torch.randint(0, 256, (28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    total = sum(math.exp(b) for b in bias)
+    expected = [(digit, math.exp(bias[digit]) / total) for digit in (3, 8, 1)]
+
+    result = predict.top_k(model, image, k=3)
+
+    assert [digit for digit, _ in result] == [3, 8, 1]
+    assert [p for _, p in result] == pytest.approx([p for _, p in expected], rel=1e-5)
+    assert result[0][1] > result[1][1] > result[2][1]
+
+
+def test_terminal_art_draws_blank_as_spaces_and_full_ink_as_at_signs():
+    image = torch.zeros(28, 28, dtype=torch.uint8)
+    image[:, 14:] = 255
+    lines = predict.terminal_art(image)
+    assert len(lines) == 28
+    assert all(line == " " * 28 + "@" * 28 for line in lines)
+
+
+def test_terminal_art_uses_denser_characters_for_brighter_pixels():
+    ramp = " .:-=+*#%@"
+    gradient = torch.linspace(0, 255, 28 * 28).round().to(torch.uint8).reshape(28, 28)
+    characters = "".join(predict.terminal_art(gradient))[::2]  # two characters per pixel
+    positions = [ramp.index(c) for c in characters]
+    assert positions == sorted(positions)
+    assert set(characters) == set(ramp)
+
+
+# ---- the mnist-dnn predict command ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    model = build_model([16], "xavier_uniform", 0.0)
+    path = tmp_path / "models" / "tiny.safetensors"
+    save_model(model, path, SPEC)
+    return model, path
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, model_file):
+    """A working directory with a 5-image test split, models/tiny.safetensors and a summary naming it best."""
+    monkeypatch.chdir(tmp_path)
+    images = torch.randint(0, 256, (len(LABELS), 28, 28), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    save_split(tmp_path / "data/prepared/test.safetensors", images, torch.tensor(LABELS, dtype=torch.uint8))
+    summary = [{"variant": "other", "reproduced_accuracy": 0.5}, {"variant": "tiny", "reproduced_accuracy": 0.9}]
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/summary.json").write_text(json.dumps(summary))
+    return images, model_file[0]
+
+
+def test_predict_json_of_a_test_image(workdir, capsys):
+    images, model = workdir
+    result = predict_json(capsys, "--index", "2")
+
+    assert result["variant"] == "tiny"
+    assert result["source"] == "test image 2"
+    assert result["label"] == LABELS[2]
+    probabilities = [entry["probability"] for entry in result["top3"]]
+    assert len(probabilities) == 3
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert sum(probabilities) <= 1 + 1e-6
+    assert result["prediction"] == result["top3"][0]["digit"]
+    with torch.no_grad():
+        expected = model(images[2].reshape(1, -1).float() / 255).argmax().item()
+    assert result["prediction"] == expected
+    assert len(result["image"]) == 28
+    assert all(isinstance(line, str) and len(line) == 56 for line in result["image"])
+
+
+def test_predict_text_of_a_test_image(workdir, capsys):
+    main(["predict", "--index", "2"])
+    lines = capsys.readouterr().out.splitlines()
+    text = "\n".join(lines)
+    assert f"label:      {LABELS[2]}" in text
+    assert "prediction:" in text
+    assert "top 3:" in text
+    assert len(lines) == 5 + 28  # variant, image, label, prediction, top 3; then the art
+    assert all(len(line) == 56 for line in lines[-28:])
+
+
+def test_predict_random_is_seeded(workdir, capsys):
+    seeds = [0, 1]
+    expected = [random.Random(seed).randrange(len(LABELS)) for seed in seeds]
+    assert expected[0] != expected[1]  # these seeds pick different images, so the check below can tell them apart
+    for seed, index in zip(seeds, expected):
+        first = predict_json(capsys, "--random", "--seed", str(seed))
+        second = predict_json(capsys, "--random", "--seed", str(seed))
+        assert first["source"] == second["source"] == f"test image {index}"
+        assert first["label"] == LABELS[index]
+
+
+@pytest.mark.parametrize("args, remove, fragment", [
+    pytest.param(["--index", "99"], None, "--index 99", id="index_out_of_range"),
+    pytest.param(["--variant", "nope"], None, "models/nope.safetensors", id="unknown_variant"),
+    pytest.param(["--index", "0"], "metrics/summary.json", "metrics/summary.json", id="no_summary"),
+    pytest.param(["--index", "0"], "data/prepared/test.safetensors", "data/prepared/test.safetensors",
+                 id="no_test_split"),
+])
+def test_predict_reports_user_errors_in_one_line(workdir, capsys, tmp_path, args, remove, fragment):
+    if remove:
+        (tmp_path / remove).unlink()
+    err = expect_cli_error(capsys, *args)
+    assert fragment in err
+
+
+def test_predict_own_image_has_no_label(workdir, tmp_path, capsys):
+    path = tmp_path / "my digit.png"
+    draw_digit("white", "black").save(path)
+    main(["predict", "--image", str(path)])
+    out = capsys.readouterr().out
+    assert f"image:      {path}" in out
+    assert "prediction:" in out
+    assert "label:" not in out
+    result = predict_json(capsys, "--image", str(path))
+    assert result["source"] == str(path)
+    assert result["label"] is None
+    assert result["variant"] == "tiny"

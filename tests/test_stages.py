@@ -1,0 +1,117 @@
+"""Stage scripts on bad input: one line on stderr, a non-zero exit, nothing written. Tiny data made here."""
+
+import runpy
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from ruamel.yaml import YAML
+
+from mnist_dnn import data
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A working folder with the real params.yaml (1 epoch) and tiny prepared splits of random images."""
+    params = YAML(typ="safe", pure=True).load((REPO / "params.yaml").read_text())
+    params["train"]["epochs"] = 1
+    YAML().dump(params, tmp_path / "params.yaml")
+    g = torch.Generator().manual_seed(0)
+    for split, n in {"train": 200, "val": 50, "test": 50}.items():
+        images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g)
+        labels = torch.randint(0, 10, (n,), dtype=torch.uint8, generator=g)
+        data.save_split(tmp_path / f"data/prepared/{split}.safetensors", images, labels)
+    return tmp_path
+
+
+def edit_params(workspace, key, value):
+    yaml = YAML()
+    params = yaml.load(workspace / "params.yaml")
+    *parents, last = key.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    yaml.dump(params, workspace / "params.yaml")
+
+
+DELETE = object()
+
+
+@pytest.fixture
+def run_stage(workspace, monkeypatch, capsys):
+    """Run ``stages/<stage>.py <args>`` as `python` would, in ``workspace``; its exit code, stdout and stderr."""
+
+    def run(stage, *args):
+        script = REPO / "stages" / f"{stage}.py"
+        monkeypatch.chdir(workspace)
+        monkeypatch.setattr(sys, "argv", [str(script), *args])
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+            returncode = 0
+        except SystemExit as exit:
+            returncode = exit.code
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=returncode, stdout=out, stderr=err)
+
+    return run
+
+
+def written(workspace):
+    """Files under models/ and metrics/."""
+    return sorted(
+        str(p.relative_to(workspace)) for d in ("models", "metrics") for p in (workspace / d).rglob("*") if p.is_file()
+    )
+
+
+def test_a_good_stage_run_writes_its_outputs(workspace, run_stage):
+    result = run_stage("train", "softmax")
+    assert result.returncode == 0, result.stderr
+    assert {"models/softmax.safetensors", "metrics/train/softmax/metrics.json"} <= set(written(workspace))
+
+
+BAD_INPUTS = {
+    "keep_prob out of range": (
+        ("keep_prob", 1.5), ("train", "dnn_dropout"), "params.yaml: keep_prob: Input should be less than or equal to 1"
+    ),
+    "missing key": (("optimizer.lr", DELETE), ("train", "softmax"), "params.yaml: optimizer.lr: Field required"),
+    "unknown optimizer": (
+        ("optimizer.name", "adamw2"), ("train", "softmax"), "params.yaml: optimizer.name: unknown optimizer 'adamw2'"
+    ),
+    "wrong type": (("train.epochs", "ten"), ("train", "softmax"), "params.yaml: train.epochs: Input should be a valid"),
+    "unknown variant": (None, ("train", "nope"), "unknown variant 'nope' (params.yaml variants: softmax, "),
+    "diverging training": (
+        ("optimizer.lr", 1e30), ("train", "nn_xavier"), "nn_xavier: training diverged in epoch 1 (mean train loss nan)"
+    ),
+    "unknown variant to evaluate": (None, ("evaluate", "nope"), "unknown variant 'nope'"),
+    "no trained model": (None, ("evaluate", "softmax"), "models/softmax.safetensors: no such model file"),
+}
+
+
+@pytest.mark.parametrize("edit, command, expected", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_stops_the_stage_with_one_line_and_writes_nothing(workspace, run_stage, edit, command, expected):
+    if edit:
+        edit_params(workspace, *edit)
+    result = run_stage(*command)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {expected}")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert written(workspace) == []
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_corrupt_prepared_data_stops_training(workspace, run_stage, split):
+    path = workspace / f"data/prepared/{split}.safetensors"
+    path.write_bytes(path.read_bytes()[:1000])
+    result = run_stage("train", "softmax")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: data/prepared/{split}.safetensors: cannot load data split")
+    assert result.stderr.count("\n") == 1
+    assert written(workspace) == []
