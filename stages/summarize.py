@@ -7,8 +7,8 @@ from mnist_dnn.errors import run_stage
 
 def main():
     params = load_params()
-    accuracy = reporting.read_test_accuracy("metrics/eval", params.variants)
-    table = reporting.summary_table(params, accuracy)
+    accuracies = reporting.read_accuracies(params, "metrics/eval", "metrics/seeds")
+    table = reporting.summary_table(params, accuracies)
     files.write_text("metrics/summary.md", reporting.to_markdown(table))
     files.write_text("metrics/summary.json", table.to_json(orient="records", indent=2) + "\n")
     print(reporting.to_markdown(table))

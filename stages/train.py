@@ -18,7 +18,7 @@ def main(variant):
     model, _ = training.train_logged(
         spec, params.train, params.optimizer, train, val, device, f"metrics/train/{variant}"
     )
-    models.save_model(model, f"models/{variant}.safetensors", spec)
+    models.save_model(model, f"models/{variant}.safetensors", {**spec, "seed": params.train.seed})
 
 
 if __name__ == "__main__":

@@ -183,3 +183,13 @@ def test_unknown_optimizer_study_entry_names_the_known_ones():
     with pytest.raises(UserError, match="unknown optimizer_study entry 'nope' .*adam"):
         study.optimizer("nope")
     assert study.optimizer("momentum").hyperparameters == {"momentum": 0.9}
+
+
+@pytest.mark.parametrize(
+    "seeds, expected", [([-1], "distinct and >= 0"), ([1, 1], "distinct and >= 0"), ([777], "777 is train.seed")]
+)
+def test_extra_seeds_must_be_new_distinct_seeds(tmp_path, seeds, expected):
+    raw = real_params()
+    raw["extra_seeds"] = seeds
+    with pytest.raises(UserError, match=rf"params.yaml: extra_seeds: .*{expected}"):
+        load_params(write_params(tmp_path / "params.yaml", raw))

@@ -63,7 +63,7 @@ def repo(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_all_metrics(repo):
     root, output = repo
-    expected = {"download", "prepare", "summarize", "compare_optimizers"}
+    expected = {"download", "prepare", "summarize", "report", "compare_optimizers"}
     expected |= {f"{s}@{v}" for s in ("train", "evaluate") for v in VARIANTS}
     expected |= {f"optimizers@{name}" for name in OPTIMIZERS}
     assert ran_stages(output) == expected
@@ -75,6 +75,8 @@ def test_repro_runs_every_stage_and_writes_all_metrics(repo):
     summary = json.loads((root / "metrics/summary.json").read_text())
     assert [row["variant"] for row in summary] == VARIANTS
     assert all(variant in (root / "metrics/summary.md").read_text() for variant in VARIANTS)
+    report = (root / "metrics/report.html").read_text()
+    assert all(f'id="confusion-{variant}"' in report for variant in VARIANTS)
     optimizers = json.loads((root / "metrics/optimizers.json").read_text())
     assert [row["optimizer"] for row in optimizers] == OPTIMIZERS
     assert all(0.5 < row["test_accuracy"] <= 1 for row in optimizers)
@@ -123,11 +125,29 @@ def test_a_training_stage_killed_mid_run_leaves_no_partial_output(repo):
     assert "up to date" in run(["dvc", "status"], root)
 
 
+def commit(root, message):
+    run(["git", "add", "-A"], root)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", message], root)
+
+
+def test_push_then_pull_in_a_fresh_clone_leaves_nothing_to_rerun(repo, tmp_path_factory):
+    root, _ = repo
+    commit(root, "trained")
+    run(["dvc", "push"], root)  # to the default remote, ../mnist-dnn-storage: no set-up
+    clone = tmp_path_factory.mktemp("clone")  # beside the repo, so ../mnist-dnn-storage is the same folder
+    run(["git", "clone", "-q", str(root), str(clone)], clone)
+    run(["dvc", "pull"], clone)
+    assert ran_stages(run(["dvc", "repro"], clone)) == set()
+    for variant in VARIANTS:
+        assert (clone / f"models/{variant}.safetensors").read_bytes() == (root / f"models/{variant}.safetensors").read_bytes()
+        assert (clone / f"metrics/eval/{variant}.json").read_text() == (root / f"metrics/eval/{variant}.json").read_text()
+
+
 def test_keep_prob_reruns_only_the_dropout_variant(repo):
     root, _ = repo
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "after repro"], root)
+    commit(root, "before keep_prob")
     output = run(["dvc", "exp", "run", "-S", "keep_prob=0.5"], root)
-    assert ran_stages(output) == {"train@dnn_dropout", "evaluate@dnn_dropout", "summarize"}
+    assert ran_stages(output) == {"train@dnn_dropout", "evaluate@dnn_dropout", "summarize", "report"}
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], root))
     changed = {path for path, metrics in diff.items() if metrics}
     assert "metrics/eval/dnn_dropout.json" in changed
@@ -136,6 +156,46 @@ def test_keep_prob_reruns_only_the_dropout_variant(repo):
 
 def test_one_optimizers_hyperparameters_rerun_only_its_stage(repo):
     root, _ = repo
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "before ftrl l1"], root)
+    commit(root, "before ftrl l1")
     output = run(["dvc", "exp", "run", "-S", "+optimizer_study.optimizers.ftrl.l1=0.0001"], root)
     assert ran_stages(output) == {"optimizers@ftrl", "compare_optimizers"}
+
+
+def test_queued_experiments_run_two_at_a_time_and_leave_the_workspace_alone(repo):
+    root, _ = repo
+    commit(root, "before the queue")
+    params = (root / "params.yaml").read_text()
+    names = {"keep-06": 0.6, "keep-08": 0.8}
+    for name, keep_prob in names.items():
+        run(["dvc", "exp", "run", "--queue", "--name", name, "-S", f"keep_prob={keep_prob}"], root)
+    run(["dvc", "queue", "start", "--jobs", "2"], root)
+    deadline = time.monotonic() + 600
+    while re.search(r"\b(Queued|Running)\b", status := run(["dvc", "queue", "status"], root)):
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+    shown = {row["Experiment"]: row for row in dvc_api_exp_show(root) if row.get("Experiment") in names}
+    assert {name: row["keep_prob"] for name, row in shown.items()} == names
+    accuracies = [row["metrics/eval/dnn_dropout.json:accuracy"] for row in shown.values()]
+    assert all(0.5 < acc <= 1 for acc in accuracies)
+    assert (root / "params.yaml").read_text() == params
+    assert run(["git", "status", "--porcelain"], root) == ""
+
+
+def dvc_api_exp_show(root):
+    """`dvc exp show` as records, from DVC's Python API run in the test repo."""
+    code = "import json, dvc.api; print(json.dumps(dvc.api.exp_show(), default=str))"
+    return json.loads(run([sys.executable, "-c", code], root))
+
+
+def test_extra_seeds_train_every_variant_once_more_per_seed(repo):
+    root, _ = repo
+    commit(root, "before extra seeds")
+    output = run(["dvc", "exp", "run", "-S", "extra_seeds=[1]"], root)
+    assert ran_stages(output) == {f"seed@{v}-1" for v in VARIANTS} | {"summarize", "report"}
+    summary = {row["variant"]: row for row in json.loads((root / "metrics/summary.json").read_text())}
+    for variant in VARIANTS:
+        runs = [json.loads((root / path).read_text())["accuracy"] for path in (f"metrics/eval/{variant}.json", f"metrics/seeds/{variant}-1.json")]
+        assert summary[variant]["seeds"] == 2
+        assert summary[variant]["mean"] == pytest.approx(sum(runs) / 2)
+    assert "## Seed noise (2 seeds per variant)" in (root / "metrics/summary.md").read_text()

@@ -7,13 +7,14 @@ from ruamel.yaml import YAML
 
 from mnist_dnn.config import Params, load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.reporting import optimizer_markdown, optimizer_table, read_test_accuracy, summary_table, to_markdown
+from mnist_dnn.reporting import optimizer_markdown, optimizer_table, read_accuracies, summary_table, to_markdown
 
 PARAMS_PATH = Path(__file__).parents[1] / "params.yaml"
 COLUMNS = ["variant", "architecture", "init", "dropout", "lecture_accuracy", "reproduced_accuracy", "difference_pp"]
 
 LECTURE = {"softmax": 0.9035, "nn_normal": 0.9455, "nn_xavier": 0.9783, "dnn": 0.9742, "dnn_dropout": 0.9804}
 ACCURACY = {"softmax": 0.9135, "nn_normal": 0.9455, "nn_xavier": 0.9795, "dnn": 0.9682, "dnn_dropout": 0.9811}
+ONE_SEED = {name: [acc] for name, acc in ACCURACY.items()}
 
 
 def make_params(keep_prob=0.7, lecture=LECTURE):
@@ -44,7 +45,7 @@ def test_real_params_have_the_variants_this_test_uses():
 
 
 def test_summary_table_rows_and_columns():
-    table = summary_table(PARAMS, dict(reversed(ACCURACY.items())))  # rows follow params, not this dict
+    table = summary_table(PARAMS, dict(reversed(ONE_SEED.items())))  # rows follow params, not this dict
     assert list(table.columns) == COLUMNS
     assert list(table["variant"]) == list(PARAMS.variants)
     assert list(table["reproduced_accuracy"]) == [ACCURACY[n] for n in PARAMS.variants]
@@ -53,20 +54,20 @@ def test_summary_table_rows_and_columns():
 
 
 def test_summary_table_architecture():
-    table = summary_table(PARAMS, ACCURACY).set_index("variant")
+    table = summary_table(PARAMS, ONE_SEED).set_index("variant")
     assert table.loc["softmax", "architecture"] == "784→10"
     assert table.loc["nn_xavier", "architecture"] == "784→256→256→10"
     assert table.loc["dnn", "architecture"] == "784→512→512→512→512→10"
 
 
 def test_summary_table_dropout():
-    table = summary_table(PARAMS, ACCURACY).set_index("variant")
+    table = summary_table(PARAMS, ONE_SEED).set_index("variant")
     assert table.loc["dnn_dropout", "dropout"] == pytest.approx(0.3)
     assert (table.drop(index="dnn_dropout")["dropout"] == 0).all()
 
 
 def test_summary_table_difference_in_percentage_points():
-    table = summary_table(PARAMS, ACCURACY)
+    table = summary_table(PARAMS, ONE_SEED)
     for _, row in table.iterrows():
         expected = 100 * (ACCURACY[row["variant"]] - LECTURE[row["variant"]])
         assert row["difference_pp"] == pytest.approx(expected, abs=0.005)
@@ -75,7 +76,7 @@ def test_summary_table_difference_in_percentage_points():
 
 
 def test_markdown_shows_percentages_and_signed_differences():
-    markdown = to_markdown(summary_table(PARAMS, ACCURACY))
+    markdown = to_markdown(summary_table(PARAMS, ONE_SEED))
     rows = markdown_rows(markdown)
     assert list(rows) == list(PARAMS.variants)
     assert rows["nn_xavier"]["lecture"] == "97.83%"
@@ -88,7 +89,7 @@ def test_markdown_shows_percentages_and_signed_differences():
 
 
 def test_variant_without_lecture_accuracy():
-    table = summary_table(without_lecture_accuracy("dnn"), ACCURACY)
+    table = summary_table(without_lecture_accuracy("dnn"), ONE_SEED)
     row = markdown_rows(to_markdown(table))["dnn"]
     assert row["lecture"] == "–"
     assert row["difference (pp)"] == "–"
@@ -99,21 +100,60 @@ def test_variant_without_lecture_accuracy():
     assert records["nn_xavier"]["lecture_accuracy"] == pytest.approx(0.9783)
 
 
-def test_read_test_accuracy(tmp_path):
-    for name, acc in ACCURACY.items():
-        (tmp_path / f"{name}.json").write_text(json.dumps({"accuracy": acc, "loss": 0.1}))
-    assert read_test_accuracy(tmp_path, list(ACCURACY)) == ACCURACY
+def write_accuracy(path, accuracy):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"accuracy": accuracy, "loss": 0.1}))
+
+
+def test_read_accuracies_puts_train_seed_first_then_extra_seeds(tmp_path):
+    params = PARAMS.model_copy(update={"extra_seeds": [5, 3]})
+    for i, name in enumerate(ACCURACY):
+        write_accuracy(tmp_path / f"eval/{name}.json", ACCURACY[name])
+        for seed in (5, 3):
+            write_accuracy(tmp_path / f"seeds/{name}-{seed}.json", ACCURACY[name] + seed / 1000)
+    accuracies = read_accuracies(params, tmp_path / "eval", tmp_path / "seeds")
+    assert accuracies == {name: [acc, acc + 0.005, acc + 0.003] for name, acc in ACCURACY.items()}
 
 
 @pytest.mark.parametrize("content", [None, "{not json", '{"loss": 0.1}'], ids=["missing", "not-json", "no-accuracy"])
-def test_read_test_accuracy_bad_file_is_user_error(tmp_path, content):
-    (tmp_path / "softmax.json").write_text(json.dumps({"accuracy": 0.9}))
+@pytest.mark.parametrize("where", ["eval/dnn.json", "seeds/dnn-5.json"])
+def test_read_accuracies_bad_file_is_user_error_naming_the_stage(tmp_path, content, where):
+    params = PARAMS.model_copy(update={"extra_seeds": [5]})
+    for name in ACCURACY:
+        write_accuracy(tmp_path / f"eval/{name}.json", 0.9)
+        write_accuracy(tmp_path / f"seeds/{name}-5.json", 0.9)
+    (tmp_path / where).unlink()
     if content is not None:
-        (tmp_path / "dnn.json").write_text(content)
+        (tmp_path / where).write_text(content)
     with pytest.raises(UserError) as info:
-        read_test_accuracy(tmp_path, ["softmax", "dnn"])
-    assert "dnn.json" in str(info.value)
+        read_accuracies(params, tmp_path / "eval", tmp_path / "seeds")
+    stage = "evaluate@dnn" if where.startswith("eval") else "seed@dnn-5"
+    assert where in str(info.value) and f"dvc repro {stage}" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_several_seeds_add_statistics_and_the_seed_noise_of_each_step():
+    accuracies = {name: [acc, acc + 0.002, acc - 0.002] for name, acc in ACCURACY.items()}
+    accuracies["dnn_dropout"] = [0.99, 0.99, 0.99]  # far above dnn: a step beyond any noise
+    table = summary_table(PARAMS, accuracies).set_index("variant")
+    assert table.loc["nn_xavier", "seeds"] == 3
+    assert table.loc["nn_xavier", "mean"] == pytest.approx(ACCURACY["nn_xavier"])
+    assert table.loc["nn_xavier", "std"] == pytest.approx(0.002)
+    assert (table.loc["nn_xavier", "min"], table.loc["nn_xavier", "max"]) == pytest.approx((0.9775, 0.9815))
+    markdown = to_markdown(table.reset_index())
+    assert markdown_rows(markdown)["nn_xavier"]["mean ± std"] == "97.95 ± 0.20%"
+    assert "## Seed noise (3 seeds per variant)" in markdown
+    steps = markdown_rows(markdown.split("## Seed noise")[1])
+    noise = 2 * (2 * 0.002**2 / 3) ** 0.5 * 100  # two standard errors of a difference of two 3-seed means
+    assert steps["nn_xavier → dnn"]["seed noise, 2 SE (pp)"] == f"{noise:.2f}"
+    assert steps["nn_xavier → dnn"]["reproduced, mean (pp)"] == f"{100 * (ACCURACY['dnn'] - ACCURACY['nn_xavier']):+.2f}"
+    assert steps["nn_xavier → dnn"]["beyond the noise"] == "yes"  # -1.13 pp against 0.33 pp
+    assert steps["dnn → dnn_dropout"]["lecture (pp)"] == f"{100 * (LECTURE['dnn_dropout'] - LECTURE['dnn']):+.2f}"
+
+
+def test_one_seed_shows_no_seed_statistics():
+    markdown = to_markdown(summary_table(PARAMS, ONE_SEED))
+    assert "mean ± std" not in markdown and "Seed noise" not in markdown
 
 
 def test_optimizer_table_counts_epochs_to_the_target_and_keeps_study_order():

@@ -92,10 +92,21 @@ class Params(_Strict):
     data: DataParams
     train: TrainParams
     optimizer: OptimizerParams
+    extra_seeds: list[int] = Field(description="seeds besides train.seed, to measure seed noise")
     keep_prob: float = Field(gt=0, le=1)
     variants: dict[str, VariantParams] = Field(min_length=1)
     lecture_accuracy: dict[str, float]
     optimizer_study: OptimizerStudy
+
+    @field_validator("extra_seeds")
+    @classmethod
+    def _distinct_non_negative(cls, seeds, info):
+        if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct and >= 0, got {seeds}")
+        train = info.data.get("train")
+        if train is not None and train.seed in seeds:
+            raise ValueError(f"{train.seed} is train.seed already")
+        return seeds
 
     @field_validator("lecture_accuracy")
     @classmethod

@@ -1,6 +1,8 @@
-"""The summary table: lecture's accuracy next to the reproduced one, from the metrics files."""
+"""Tables from the metrics files: the lecture's accuracy next to the reproduced one, and the optimizer study."""
 
 import json
+import math
+import statistics
 from pathlib import Path
 
 import pandas as pd
@@ -9,47 +11,62 @@ from mnist_dnn.errors import UserError
 from mnist_dnn.models import architecture
 
 
-def read_test_accuracy(metrics_dir, variants):
-    """Test accuracy of each of ``variants`` from ``<metrics_dir>/<variant>.json``."""
-    accuracy = {}
-    for name in variants:
-        path = Path(metrics_dir, f"{name}.json")
-        try:
-            accuracy[name] = json.loads(path.read_text())["accuracy"]
-        except (OSError, ValueError, KeyError) as err:
-            raise UserError(f"{path}: no test accuracy ({err}); run `dvc repro evaluate@{name}`") from None
-    return accuracy
+def read_accuracy(path, stage):
+    """The test accuracy in the metrics file ``path``, which DVC stage ``stage`` writes."""
+    try:
+        return json.loads(Path(path).read_text())["accuracy"]
+    except (OSError, ValueError, KeyError) as err:
+        raise UserError(f"{path}: no test accuracy ({err}); run `dvc repro {stage}`") from None
 
 
-def summary_table(params, test_accuracy):
+def read_accuracies(params, eval_dir, seeds_dir):
+    """Per variant, its test accuracies: with train.seed first, then with each of extra_seeds."""
+    return {
+        name: [
+            read_accuracy(Path(eval_dir, f"{name}.json"), f"evaluate@{name}"),
+            *(read_accuracy(Path(seeds_dir, f"{name}-{s}.json"), f"seed@{name}-{s}") for s in params.extra_seeds),
+        ]
+        for name in params.variants
+    }
+
+
+def summary_table(params, accuracies):
     """One row per variant of ``params``: architecture, init, dropout, lecture's and reproduced accuracy.
 
-    ``test_accuracy`` maps variant name to its measured test accuracy (a fraction).
+    ``accuracies`` maps variant name to its test accuracies (fractions), train.seed's first; with more than one,
+    the row adds their number, mean, standard deviation, min and max.
     """
     rows = []
     for name, variant in params.variants.items():
         lecture = params.lecture_accuracy.get(name)
-        reproduced = test_accuracy[name]
-        rows.append(
-            {
-                "variant": name,
-                "architecture": architecture(variant.hidden),
-                "init": variant.init,
-                "dropout": params.dropout_p(name),
-                "lecture_accuracy": lecture,
-                "reproduced_accuracy": reproduced,
-                "difference_pp": None if lecture is None else round(100 * (reproduced - lecture), 2),
+        runs = accuracies[name]
+        row = {
+            "variant": name,
+            "architecture": architecture(variant.hidden),
+            "init": variant.init,
+            "dropout": params.dropout_p(name),
+            "lecture_accuracy": lecture,
+            "reproduced_accuracy": runs[0],
+            "difference_pp": None if lecture is None else round(100 * (runs[0] - lecture), 2),
+        }
+        if len(runs) > 1:
+            row |= {
+                "seeds": len(runs),
+                "mean": statistics.mean(runs),
+                "std": statistics.stdev(runs),
+                "min": min(runs),
+                "max": max(runs),
             }
-        )
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def to_markdown(table):
-    """The table as Markdown, accuracies in percent, followed by the lecture's story retold."""
+    """The table as Markdown, accuracies in percent, the lecture's story retold, and the seed noise if measured."""
     shown = table.assign(
         dropout=table["dropout"].map(lambda p: f"p = {p:g}" if p else "–"),
-        lecture_accuracy=table["lecture_accuracy"].map(_percent),
-        reproduced_accuracy=table["reproduced_accuracy"].map(_percent),
+        lecture_accuracy=table["lecture_accuracy"].map(percent),
+        reproduced_accuracy=table["reproduced_accuracy"].map(percent),
         difference_pp=table["difference_pp"].map(lambda d: "–" if pd.isna(d) else f"{d:+.2f}"),
     ).rename(
         columns={
@@ -58,15 +75,51 @@ def to_markdown(table):
             "difference_pp": "difference (pp)",
         }
     )
-    story = " → ".join(_percent(a) for a in table["reproduced_accuracy"])
-    return (
+    seeded = "mean" in table
+    if seeded:
+        shown = shown.drop(columns=["seeds", "mean", "std", "min", "max"]).assign(
+            **{
+                "mean ± std": [f"{100 * m:.2f} ± {100 * s:.2f}%" for m, s in zip(table["mean"], table["std"])],
+                "min–max": [f"{percent(lo)}–{percent(hi)}" for lo, hi in zip(table["min"], table["max"])],
+            }
+        )
+    story = " → ".join(percent(a) for a in table["reproduced_accuracy"])
+    text = (
         "# MNIST: the lecture's table, reproduced\n\n"
         + shown.to_markdown(index=False, disable_numparse=True)
         + f"\n\nReproduced, in the lecture's order: {story}.\n"
     )
+    return text + seed_noise_markdown(table) if seeded else text
 
 
-def _percent(fraction):
+def seed_noise_markdown(table):
+    """Each step of the lecture's story (one variant to the next) against the noise between seeds."""
+    n = table["seeds"].iloc[0]
+    rows = []
+    for (_, a), (_, b) in zip(table.iterrows(), table.iloc[1:].iterrows()):
+        step = b["mean"] - a["mean"]
+        noise = 2 * math.sqrt((a["std"] ** 2 + b["std"] ** 2) / n)  # two standard errors of the difference
+        lecture = b["lecture_accuracy"] - a["lecture_accuracy"]
+        rows.append(
+            {
+                "step": f"{a['variant']} → {b['variant']}",
+                "lecture (pp)": "–" if pd.isna(lecture) else f"{100 * lecture:+.2f}",
+                "reproduced, mean (pp)": f"{100 * step:+.2f}",
+                "seed noise, 2 SE (pp)": f"{100 * noise:.2f}",
+                "beyond the noise": "yes" if abs(step) > noise else "no",
+            }
+        )
+    return (
+        f"\n## Seed noise ({n} seeds per variant)\n\n"
+        "Each step of the lecture's story, reproduced as the difference of mean test accuracies over the seeds; "
+        "it is beyond the noise when larger than two standard errors of that difference.\n\n"
+        + pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+        + "\n"
+    )
+
+
+def percent(fraction):
+    """A fraction as a percentage with two decimals; – for none."""
     return "–" if fraction is None or pd.isna(fraction) else f"{100 * fraction:.2f}%"
 
 
@@ -95,7 +148,7 @@ def optimizer_markdown(table, study):
     """The optimizer comparison as Markdown."""
     target = f"{100 * study.target_accuracy:g}%"
     shown = table.assign(
-        test_accuracy=table["test_accuracy"].map(_percent),
+        test_accuracy=table["test_accuracy"].map(percent),
         final_train_loss=table["final_train_loss"].map(lambda loss: f"{loss:.4f}"),
         epochs_to_target=table["epochs_to_target"].map(lambda e: "never" if pd.isna(e) else str(int(e))),
         seconds=table["seconds"].map(lambda s: f"{s:.0f}"),

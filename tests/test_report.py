@@ -1,0 +1,259 @@
+"""The HTML report from tiny made-up inputs: its content, the stage, and the page as headless Chromium shows it."""
+
+import base64
+import json
+import os
+import re
+import runpy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from mnist_dnn import data
+from mnist_dnn.report import build_report, confusion_html, gallery_html, summary_html
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900",
+]
+N = 40  # test images
+KNOWN = ["variant", "architecture", "init", "dropout", "lecture_accuracy", "reproduced_accuracy", "difference_pp"]
+ROWS = [  # as metrics/summary.json, with one key more
+    dict(zip(KNOWN, ["alpha", "784→10", "normal", 0.0, 0.30, 0.35, 5.0]), seed_std=0.00123),
+    dict(zip(KNOWN, ["beta", "784→8→10", "xavier_uniform", 0.3, None, 0.925, None]), seed_std=0.0005),
+]
+ACTUAL = np.arange(N) % 10
+PREDICTED = {
+    "alpha": np.where(np.arange(N) < 14, ACTUAL, (ACTUAL + 1) % 10),  # 26 wrong: 14…39
+    "beta": ACTUAL.copy(),
+}
+PREDICTED["beta"][[3, 13, 7]] = [5, 5, 1]  # 3 wrong: actual 3 → 5 twice, 7 → 1 once
+
+
+@pytest.fixture
+def inputs():
+    """Summary rows, loss and accuracy curves (3 epochs), confusion pairs and random 28×28 images of two variants."""
+    steps = [1, 2, 3]
+    loss = {"alpha": [2.0, 1.0, 0.5], "beta": [1.5, 0.6, 0.3]}
+    accuracy = {"alpha": [0.5, 0.7, 0.9], "beta": [0.6, 0.8, 0.95]}
+    loss = {n: pd.DataFrame({"step": steps, "loss": values}) for n, values in loss.items()}
+    accuracy = {n: pd.DataFrame({"step": steps, "accuracy": values}) for n, values in accuracy.items()}
+    confusion = {n: pd.DataFrame({"actual": ACTUAL, "predicted": p}) for n, p in PREDICTED.items()}
+    images = np.random.default_rng(0).integers(0, 256, (N, 28, 28), dtype=np.uint8)
+    return ROWS, loss, accuracy, confusion, images
+
+
+def table_cells(fragment):
+    """The text of the cells of each table row in ``fragment``."""
+    rows = re.findall(r"<tr>(.*?)</tr>", fragment, re.S)
+    return [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S) for row in rows]
+
+
+def test_summary_table_has_each_variant_formatted_and_extra_columns():
+    header, alpha, beta = table_cells(summary_html(ROWS))
+    assert header == [*KNOWN[:4], "lecture", "reproduced", "difference (pp)", "seed std"]
+    assert alpha == ["alpha", "784→10", "normal", "–", "30.00%", "35.00%", "+5.00", "0.00123"]
+    assert beta == ["beta", "784→8→10", "xavier_uniform", "p = 0.3", "–", "92.50%", "–", "0.0005"]
+
+
+def test_summary_table_shows_seed_statistics_in_percent():
+    seeded = [dict(ROWS[0], seeds=5, mean=0.98123, std=0.0012, min=0.9795, max=0.9831), ROWS[1]]
+    header, alpha, beta = table_cells(summary_html(seeded))
+    assert header[6:] == ["difference (pp)", "seeds", "mean", "std (pp)", "min", "max", "seed std"]
+    assert alpha[6:] == ["+5.00", "5", "98.12%", "0.12", "97.95%", "98.31%", "0.00123"]
+    assert beta[6:] == ["–", "–", "–", "–", "–", "–", "0.0005"]  # a row without them
+
+
+def test_report_has_sections_in_order_and_variants(inputs):
+    page = build_report(*inputs)
+    positions = [page.index(f'id="{section}"') for section in ["summary", "curves", "confusion", "gallery"]]
+    assert positions == sorted(positions)
+    for name in PREDICTED:
+        assert f'id="confusion-{name}"' in page and f'id="gallery-{name}"' in page
+    assert page.count("<style>") == 1 and "<script" not in page
+
+
+def test_curves_are_inline_svg_with_searchable_variant_names(inputs):
+    page = build_report(*inputs)
+    for chart in ["curve-loss", "curve-accuracy"]:
+        figure = re.search(rf'<figure id="{chart}">\s*(<svg.*?</svg>)', page, re.S)
+        assert figure, chart
+        svg = figure.group(1)
+        for name in PREDICTED:
+            assert re.search(rf"<text[^>]*>{name}</text>", svg), (chart, name)
+        assert len(svg) < 60_000
+
+
+def test_confusion_table_counts(inputs):
+    _, _, _, confusion, _ = inputs
+    header, *rows = table_cells(confusion_html("beta", confusion["beta"]))
+    assert header[1:] == [str(d) for d in range(10)]
+    counts = np.array([[int(cell) for cell in row[1:]] for row in rows])
+    assert [row[0] for row in rows] == [str(d) for d in range(10)]
+    expected = np.diag([4, 4, 4, 2, 4, 4, 4, 3, 4, 4])
+    expected[3, 5], expected[7, 1] = 2, 1
+    np.testing.assert_array_equal(counts, expected)
+
+
+@pytest.mark.parametrize("name, wrong", [("alpha", range(14, 38)), ("beta", [3, 7, 13])])
+def test_gallery_shows_the_first_misclassified_digits(inputs, name, wrong):
+    _, _, _, confusion, images = inputs
+    gallery = gallery_html(name, confusion[name], images)
+    total = int((PREDICTED[name] != ACTUAL).sum())
+    assert f"{total} of {N} test images misclassified" in gallery
+    assert gallery.count("<img ") == len(wrong) == min(24, total)
+    captions = re.findall(r"true (\d) → predicted (\d)<br>#(\d+)", gallery)
+    assert captions == [(str(ACTUAL[i]), str(PREDICTED[name][i]), str(i)) for i in wrong]
+    images = re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+" width="56" height="56"', gallery)
+    assert len(images) == len(wrong)
+
+
+def test_gallery_without_mistakes(inputs):
+    _, _, _, _, images = inputs
+    gallery = gallery_html("perfect", pd.DataFrame({"actual": ACTUAL, "predicted": ACTUAL}), images)
+    assert "0 of 40 test images misclassified" in gallery and "<img" not in gallery
+
+
+def test_report_references_nothing_outside(inputs):
+    page = build_report(*inputs)
+    links = re.findall(r"""\b(?:src|href|xlink:href|action|poster|srcset)\s*=\s*["']?([^"'\s>]*)""", page)
+    assert links, "expected the gallery's images at least"
+    assert all(link.startswith(("data:", "#")) for link in links), {link[:40] for link in links}
+    assert "url(" not in re.sub(r"url\(#\w+\)", "", page)  # only SVG's own clip paths
+    assert "@import" not in page
+    without_namespaces = re.sub(r'\bxmlns(:\w+)?="http://www\.w3\.org/[^"]*"', "", page)
+    assert not re.search(r"(https?|ftp):", without_namespaces)
+
+
+@pytest.fixture
+def workspace(tmp_path, inputs):
+    """A working folder holding the stage's inputs: summary, curves, confusion CSVs and a test split."""
+    rows, loss, accuracy, confusion, images = inputs
+    (tmp_path / "metrics/confusion").mkdir(parents=True)
+    (tmp_path / "metrics/summary.json").write_text(json.dumps(rows))
+    for name in confusion:
+        plots = tmp_path / f"metrics/train/{name}/plots/metrics"
+        (plots / "train").mkdir(parents=True)
+        (plots / "val").mkdir()
+        loss[name].to_csv(plots / "train/loss.tsv", sep="\t", index=False)
+        accuracy[name].to_csv(plots / "val/accuracy.tsv", sep="\t", index=False)
+        confusion[name].to_csv(tmp_path / f"metrics/confusion/{name}.csv", index=False)
+    labels = torch.from_numpy(ACTUAL.astype(np.uint8))
+    data.save_split(tmp_path / "data/prepared/test.safetensors", torch.from_numpy(images), labels)
+    return tmp_path
+
+
+def run_report_stage(workspace, monkeypatch):
+    """Run stages/report.py in ``workspace`` as `python` would; its exit code."""
+    monkeypatch.chdir(workspace)
+    monkeypatch.setattr(sys, "argv", [str(REPO / "stages/report.py")])
+    try:
+        runpy.run_path(str(REPO / "stages/report.py"), run_name="__main__")
+    except SystemExit as exit:
+        return exit.code
+    return 0
+
+
+def test_stage_writes_the_report(workspace, monkeypatch):
+    assert run_report_stage(workspace, monkeypatch) == 0
+    page = (workspace / "metrics/report.html").read_text()
+    assert 'id="gallery-alpha"' in page and 'id="gallery-beta"' in page
+    assert "#37</figcaption>" in page and "#38</figcaption>" not in page  # alpha's 24th and 25th mistakes
+
+
+def test_stage_refuses_confusion_data_of_another_test_set(workspace, monkeypatch, capsys):
+    csv = workspace / "metrics/confusion/beta.csv"
+    csv.write_text("".join(csv.read_text().splitlines(keepends=True)[:-1]))
+    assert run_report_stage(workspace, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert "metrics/confusion/beta.csv: 39 rows for 40 test images; run `dvc repro evaluate@beta`" in err
+    assert not (workspace / "metrics/report.html").exists()
+
+
+@pytest.mark.parametrize(
+    "missing, stage",
+    [
+        ("metrics/summary.json", "summarize"),
+        ("metrics/train/beta/plots/metrics/val/accuracy.tsv", "train@beta"),
+        ("metrics/confusion/alpha.csv", "evaluate@alpha"),
+        ("data/prepared/test.safetensors", "prepare"),
+    ],
+)
+def test_stage_names_a_missing_input_and_its_stage(workspace, monkeypatch, capsys, missing, stage):
+    (workspace / missing).unlink()
+    assert run_report_stage(workspace, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and missing in err and f"`dvc repro {stage}`" in err
+    assert not (workspace / "metrics/report.html").exists()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's chromium and chromium-driver, installed with apt-get when missing."""
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium", "chromium-driver"]):
+            result = subprocess.run(command, capture_output=True, text=True, env=env)
+            if result.returncode != 0:
+                pytest.fail(f"`{' '.join(command)}` failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+    return CHROMIUM, CHROMEDRIVER
+
+
+@pytest.fixture
+def browser(chromium, tmp_path):
+    """A headless Chromium driven by Selenium, with a fresh profile."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium[0]
+    for arg in [*CHROMIUM_ARGS, f"--user-data-dir={tmp_path / 'profile'}"]:
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(chromium[1]), options=options)
+    yield driver
+    driver.quit()
+
+
+def assert_visible(element, what):
+    assert element.is_displayed(), f"{what} is not displayed"
+    assert element.size["width"] > 0 and element.size["height"] > 0, f"{what} has size {element.size}"
+
+
+def save_full_page(browser, path):
+    """A PNG screenshot of the whole page, not just the window, at ``path``."""
+    size = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+    shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"captureBeyondViewport": True, "clip": clip})
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
+def test_report_in_headless_chromium(browser, inputs, tmp_path):
+    page = tmp_path / "report.html"
+    page.write_text(build_report(*inputs))
+    browser.get(page.as_uri())
+    assert_visible(browser.find_element(By.CSS_SELECTOR, "#summary table"), "the summary table")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#summary tr")) == 1 + len(ROWS)
+    curves = browser.find_elements(By.CSS_SELECTOR, "#curves svg")
+    assert len(curves) == 2
+    for svg in curves:
+        assert_visible(svg, "a chart")
+    for name in PREDICTED:
+        assert_visible(browser.find_element(By.ID, f"confusion-{name}"), f"{name}'s confusion matrix")
+    images = browser.find_elements(By.CSS_SELECTOR, "#gallery img")
+    assert len(images) == 24 + 3
+    for img in images:
+        assert_visible(img, img.get_attribute("alt"))
+        assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) == 56
+    screenshot = tmp_path / "report.png"
+    save_full_page(browser, screenshot)
+    assert screenshot.stat().st_size > 10_000
+    if os.environ.get("REPORT_SCREENSHOT"):
+        shutil.copy(screenshot, os.environ["REPORT_SCREENSHOT"])
