@@ -1,14 +1,26 @@
 """params.yaml: load it the way DVC does (YAML 1.2) and validate it before a stage does any work."""
 
 from pathlib import Path
+from typing import Annotated
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML, YAMLError
 
 from mnist_dnn.errors import UserError
 from mnist_dnn.models import INITS
 from mnist_dnn.optimizers import OPTIMIZERS, build_optimizer
+
+
+def _one_of(names, what):
+    """A validator that accepts only the keys of ``names``."""
+
+    def check(name):
+        if name not in names:
+            raise ValueError(f"unknown {what} '{name}' (known: {', '.join(names)})")
+        return name
+
+    return AfterValidator(check)
 
 
 class _Strict(BaseModel):
@@ -31,19 +43,12 @@ class OptimizerParams(_Strict):
     """An optimizer by name, its learning rate, and any other keyword hyperparameters of its class."""
 
     model_config = ConfigDict(extra="allow")
-    name: str
+    name: Annotated[str, _one_of(OPTIMIZERS, "optimizer")]
     lr: float = Field(gt=0)
 
     @property
     def hyperparameters(self):
         return dict(self.model_extra)
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name):
-        if name not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer '{name}' (known: {', '.join(OPTIMIZERS)})")
-        return name
 
     @model_validator(mode="after")
     def _accepted_by_the_optimizer(self):
@@ -55,23 +60,9 @@ class OptimizerParams(_Strict):
 
 
 class VariantParams(_Strict):
-    hidden: list[int] = Field(description="hidden layer widths; [] is softmax regression")
-    init: str
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(description="hidden layer widths; [] is softmax regression")
+    init: Annotated[str, _one_of(INITS, "init")]
     dropout: bool = False
-
-    @field_validator("hidden")
-    @classmethod
-    def _positive_widths(cls, widths):
-        if any(w < 1 for w in widths):
-            raise ValueError("hidden layer widths must be >= 1")
-        return widths
-
-    @field_validator("init")
-    @classmethod
-    def _known_init(cls, name):
-        if name not in INITS:
-            raise ValueError(f"unknown init '{name}' (known: {', '.join(INITS)})")
-        return name
 
 
 class OptimizerStudy(_Strict):
