@@ -27,7 +27,8 @@ bench: install
 
 # The committed 5-seed table: every variant with train.seed and 4 more seeds, run as a temporary DVC experiment.
 seed-noise: install
-	dvc exp run --temp --force --name seed-noise -S 'extra_seeds=[1,2,3,4]'
+	-dvc exp remove seed-noise 2>/dev/null
+	dvc exp run --temp --name seed-noise -S 'extra_seeds=[1,2,3,4]'
 	ref=$$(git for-each-ref --format='%(refname)' refs/exps | grep '/seed-noise$$' | head -1) && \
 	git show "$$ref:metrics/summary.md" > metrics/seed_noise.md && \
 	git show "$$ref:metrics/summary.json" > metrics/seed_noise.json
