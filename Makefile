@@ -30,5 +30,6 @@ seed-noise: install
 	-dvc exp remove seed-noise 2>/dev/null
 	dvc exp run --temp --name seed-noise -S 'extra_seeds=[1,2,3,4]'
 	ref=$$(git for-each-ref --format='%(refname)' refs/exps | grep '/seed-noise$$' | head -1) && \
-	git show "$$ref:metrics/summary.md" > metrics/seed_noise.md && \
+	{ echo "<!-- written by \`make seed-noise\`: metrics/summary.md of the experiment extra_seeds=[1, 2, 3, 4] -->"; \
+	  git show "$$ref:metrics/summary.md"; } > metrics/seed_noise.md && \
 	git show "$$ref:metrics/summary.json" > metrics/seed_noise.json
