@@ -14,15 +14,18 @@ RESULTS = Path("metrics/optimizers")
 
 def main():
     study = load_params().optimizer_study
-    results, curves = {}, []
+    results, val_accuracy, curves = {}, {}, []
     for name in study.optimizers:
+        stage = f"optimizers@{name}"
         try:
             results[name] = json.loads((RESULTS / f"{name}.json").read_text())
-            curve = pd.read_csv(RESULTS / name / "plots/metrics/val/accuracy.tsv", sep="\t")
         except (OSError, ValueError) as err:
-            raise UserError(f"no results for optimizer {name} ({err}); run `dvc repro optimizers@{name}`") from None
+            raise UserError(f"no results for optimizer {name} ({err}); run `dvc repro {stage}`") from None
+        curve = reporting.read_table(
+            RESULTS / name / "plots/metrics/val/accuracy.tsv", ["step", "accuracy"], stage, sep="\t"
+        )
+        val_accuracy[name] = curve["accuracy"].tolist()
         curves.append(curve.rename(columns={"step": "epoch", "accuracy": "val_accuracy"}).assign(optimizer=name))
-    val_accuracy = {c["optimizer"].iloc[0]: c["val_accuracy"].tolist() for c in curves}
     table = reporting.optimizer_table(study, results, val_accuracy)
     files.write_text("metrics/optimizers.md", reporting.optimizer_markdown(table, study))
     files.write_text("metrics/optimizers.json", table.to_json(orient="records", indent=2) + "\n")

@@ -26,10 +26,10 @@ SUMMARY_COLUMNS = {
     "variant": ("variant", str),
     "architecture": ("architecture", str),
     "init": ("init", str),
-    "dropout": ("dropout", lambda p: f"p = {p:g}" if p else "–"),
+    "dropout": ("dropout", reporting.dropout_text),
     "lecture_accuracy": ("lecture", reporting.percent),
     "reproduced_accuracy": ("reproduced", reporting.percent),
-    "difference_pp": ("difference (pp)", lambda d: f"{d:+.2f}"),
+    "difference_pp": ("difference (pp)", reporting.difference_text),
     "seeds": ("seeds", str),  # the seed statistics, when the summary has them
     "mean": ("mean", reporting.percent),
     "std": ("std (pp)", lambda s: f"{100 * s:.2f}"),
@@ -68,14 +68,6 @@ def read_summary(path):
     except (OSError, ValueError, TypeError) as err:
         raise UserError(f"{path}: cannot read the summary ({err}); run `dvc repro summarize`") from None
     return rows
-
-
-def read_table(path, columns, stage, sep=","):
-    """The ``columns`` of the ``sep``-separated file at ``path``; a UserError naming ``stage`` if it cannot."""
-    try:
-        return pd.read_csv(path, sep=sep)[columns]
-    except (OSError, ValueError, KeyError) as err:
-        raise UserError(f"{path}: cannot read ({err}); run `dvc repro {stage}`") from None
 
 
 def summary_html(rows):

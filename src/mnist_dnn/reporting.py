@@ -19,6 +19,14 @@ def read_accuracy(path, stage):
         raise UserError(f"{path}: no test accuracy ({err}); run `dvc repro {stage}`") from None
 
 
+def read_table(path, columns, stage, sep=","):
+    """The ``columns`` of the ``sep``-separated file at ``path``; a UserError naming ``stage`` if it cannot."""
+    try:
+        return pd.read_csv(path, sep=sep)[columns]
+    except (OSError, ValueError, KeyError) as err:
+        raise UserError(f"{path}: cannot read ({err}); run `dvc repro {stage}`") from None
+
+
 def read_accuracies(params, eval_dir, seeds_dir):
     """Per variant, its test accuracies: with train.seed first, then with each of extra_seeds."""
     return {
@@ -64,10 +72,10 @@ def summary_table(params, accuracies):
 def to_markdown(table):
     """The table as Markdown, accuracies in percent, the lecture's story retold, and the seed noise if measured."""
     shown = table.assign(
-        dropout=table["dropout"].map(lambda p: f"p = {p:g}" if p else "–"),
+        dropout=table["dropout"].map(dropout_text),
         lecture_accuracy=table["lecture_accuracy"].map(percent),
         reproduced_accuracy=table["reproduced_accuracy"].map(percent),
-        difference_pp=table["difference_pp"].map(lambda d: "–" if pd.isna(d) else f"{d:+.2f}"),
+        difference_pp=table["difference_pp"].map(difference_text),
     ).rename(
         columns={
             "lecture_accuracy": "lecture",
@@ -116,6 +124,16 @@ def seed_noise_markdown(table):
         + pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
         + "\n"
     )
+
+
+def dropout_text(p):
+    """A dropout probability as ``p = 0.3``; – for none."""
+    return f"p = {p:g}" if p else "–"
+
+
+def difference_text(pp):
+    """A difference in percentage points with its sign; – for none."""
+    return "–" if pp is None or pd.isna(pp) else f"{pp:+.2f}"
 
 
 def percent(fraction):
