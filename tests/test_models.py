@@ -7,7 +7,7 @@ from torch import nn
 
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import build_model, load_model, save_model
+from mnist_dnn.models import Dropout, build_model, load_model, save_model
 
 PARAMS = load_params(Path(__file__).parents[1] / "params.yaml")
 
@@ -71,7 +71,7 @@ def test_dropout_layers_follow_each_hidden_layer(p):
     dropouts = [m for m in model if isinstance(m, nn.Dropout)]
     assert len(dropouts) == 3
     assert all(d.p == p for d in dropouts)
-    assert [type(m) for m in model[:3]] == [nn.Linear, nn.ReLU, nn.Dropout]
+    assert [type(m) for m in model[:3]] == [nn.Linear, nn.ReLU, Dropout]
     assert isinstance(model[-1], nn.Linear)
 
 
@@ -94,6 +94,19 @@ def test_dropout_is_random_in_train_mode():
     assert dropped == pytest.approx(p, abs=0.03)
     kept = alive & (after != 0)
     torch.testing.assert_close(after[kept], before[kept] / (1 - p))
+
+
+@pytest.mark.parametrize("p", [0.3, 0.5])
+def test_dropout_matches_torch_dropout_in_distribution_and_gradient(p):
+    torch.manual_seed(0)
+    x = torch.ones(1000, 1000, requires_grad=True)
+    out = Dropout(p).train()(x)
+    reference = nn.Dropout(p).train()(torch.ones(1000, 1000))
+    for y in (out, reference):
+        assert y.unique().tolist() == [0.0, pytest.approx(1 / (1 - p))]
+        assert (y == 0).float().mean().item() == pytest.approx(p, abs=0.002)  # 1e6 draws: σ ≈ 0.0005
+    out.sum().backward()
+    assert torch.equal(x.grad, out.detach())  # gradient flows through kept units only, scaled by 1/(1 - p)
 
 
 def test_eval_mode_equals_model_without_dropout():

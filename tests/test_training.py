@@ -19,12 +19,12 @@ def make_split(n, seed):
     return data.to_inputs(images, "cpu"), data.to_targets(labels, "cpu")
 
 
-def train_once(seed, hidden=(32, 32), dropout_p=0.3, epochs=3, inputs=None):
+def train_once(seed, hidden=(32, 32), dropout_p=0.3, epochs=3, inputs=None, val=make_split(200, 1)):
     training.seed_everything(seed)
     model = build_model(list(hidden), "xavier_uniform", dropout_p)
     optimizer = build_optimizer("adam", model.parameters(), 1e-3)
     train = make_split(600, 0) if inputs is None else inputs
-    logs = list(training.fit(model, optimizer, train, make_split(200, 1), epochs, 50, seed, name="tiny"))
+    logs = list(training.fit(model, optimizer, train, val, epochs, 50, seed, name="tiny"))
     return logs, model.state_dict()
 
 
@@ -70,6 +70,14 @@ def test_fit_learns_and_logs_every_epoch():
     assert [log.epoch for log in logs] == [1, 2, 3, 4, 5]
     assert logs[-1].train_loss < logs[0].train_loss
     assert logs[-1].val_accuracy > 0.9
+
+
+def test_validation_does_not_change_training():
+    validated, weights = train_once(seed=1)
+    unvalidated, unvalidated_weights = train_once(seed=1, val=None)
+    assert [log.val_accuracy for log in unvalidated] == [None] * 3
+    assert [log.train_loss for log in unvalidated] == [log.train_loss for log in validated]
+    assert all(torch.equal(weights[k], unvalidated_weights[k]) for k in weights)
 
 
 def test_divergence_stops_with_the_variant_and_epoch_named():

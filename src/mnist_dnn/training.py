@@ -34,14 +34,15 @@ def seed_everything(seed):
 class EpochLog:
     epoch: int
     train_loss: float
-    val_accuracy: float
+    val_accuracy: float | None
 
 
 def fit(model, optimizer, train, val, epochs, batch_size, shuffle_seed, name="model"):
     """Train ``model`` on ``train = (inputs, targets)``, yielding an EpochLog after each epoch.
 
     The data stays on its device; each epoch draws a seeded permutation (on the CPU, so the order is the
-    same on every device) and slices shuffled mini-batches from it. Raises UserError if the loss diverges.
+    same on every device) and slices shuffled mini-batches from it. ``val=None`` skips validation.
+    Raises UserError if the loss diverges.
     """
     inputs, targets = train
     n = len(inputs)
@@ -59,7 +60,7 @@ def fit(model, optimizer, train, val, epochs, batch_size, shuffle_seed, name="mo
         train_loss = loss_sum.item() / n
         if not math.isfinite(train_loss):
             raise UserError(f"{name}: training diverged in epoch {epoch} (mean train loss {train_loss})")
-        yield EpochLog(epoch, train_loss, accuracy(model, *val))
+        yield EpochLog(epoch, train_loss, accuracy(model, *val) if val else None)
 
 
 def setup(spec, hp, opt, device):

@@ -1,0 +1,60 @@
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_dnn import bench, data
+
+PARAMS = Path(__file__).parents[1] / "params.yaml"
+
+
+def write_idx(path, tensor, magic):
+    """``tensor`` (uint8) as an uncompressed IDX file, the form torchvision's MNIST reads."""
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in tensor.shape)
+    path.write_bytes(header + tensor.numpy().tobytes())
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path):
+    """Raw MNIST files of 300 training and 100 test images, their prepared splits, and params with 1 epoch."""
+    g = torch.Generator().manual_seed(0)
+    raw = tmp_path / "raw" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in [("train", 300), ("t10k", 100)]:
+        images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images, 0x803)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", torch.randint(0, 10, (n,), dtype=torch.uint8, generator=g), 0x801)
+    images, labels = data.load_mnist(tmp_path / "raw", train=True)
+    prepared = tmp_path / "prepared"
+    data.save_split(prepared / "train.safetensors", images[:250], labels[:250])
+    data.save_split(prepared / "val.safetensors", images[250:], labels[250:])
+    params = tmp_path / "params.yaml"
+    params.write_text(PARAMS.read_text().replace("  epochs: 15\n", "  epochs: 1\n", 1))
+    return tmp_path, params
+
+
+def test_bench_writes_consistent_figures(tiny_mnist, capsys):
+    root, params = tiny_mnist
+    out = root / "bench.json"
+    argv = ["--params", str(params), "--raw", str(root / "raw"), "--prepared", str(root / "prepared")]
+    bench.main([*argv, "--variants", "softmax", "dnn_dropout", "--epochs", "2", "--output", str(out)])
+    result = json.loads(out.read_text())
+    assert result["device"] == "cpu" and result["threads"] == torch.get_num_threads()
+    assert result["torch"] == torch.__version__ and result["epochs_timed"] == 2
+    assert [row["variant"] for row in result["variants"]] == ["softmax", "dnn_dropout"]
+    for row, n_params in zip(result["variants"], [7_850, 1_195_018]):
+        assert row["lecture_s_per_epoch"] > 0 and row["engine_s_per_epoch"] > 0
+        assert row["speedup"] == pytest.approx(row["lecture_s_per_epoch"] / row["engine_s_per_epoch"])
+        assert row["engine_gflops"] == pytest.approx(6 * n_params * 300 / row["engine_s_per_epoch"] / 1e9)
+        assert row["gemm_fraction"] == pytest.approx(row["engine_gflops"] / result["gemm_gflops"])
+    assert result["table_epochs"] == 1 and math.isfinite(result["table_seconds"]) and result["table_seconds"] > 0
+    printed = capsys.readouterr().out
+    assert "fp32 GEMM 2048x2048" in printed and "whole table (5 variants x 1 epochs)" in printed
+
+
+def test_gemm_rate_counts_two_flops_per_multiply_add(monkeypatch):
+    clock = iter(range(100))  # every timed product takes exactly one fake second
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    assert bench.gemm_rate("cpu", n=64, repeats=3) == 2 * 64**3
