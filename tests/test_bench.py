@@ -25,7 +25,8 @@ def tiny_mnist(tmp_path):
     for prefix, n in [("train", 300), ("t10k", 100)]:
         images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g)
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images, 0x803)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", torch.randint(0, 10, (n,), dtype=torch.uint8, generator=g), 0x801)
+        labels = torch.randint(0, 10, (n,), dtype=torch.uint8, generator=g)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels, 0x801)
     images, labels = data.load_mnist(tmp_path / "raw", train=True)
     prepared = tmp_path / "prepared"
     data.save_split(prepared / "train.safetensors", images[:250], labels[:250])
@@ -51,9 +52,15 @@ def test_bench_writes_consistent_figures(tiny_mnist, capsys):
         assert row["speedup"] == pytest.approx(row["lecture_s_per_epoch"] / row["engine_s_per_epoch"])
         assert row["engine_gflops"] == pytest.approx(6 * n_params * 300 / row["engine_s_per_epoch"] / 1e9)
         assert row["gemm_fraction"] == pytest.approx(row["engine_gflops"] / result["gemm_gflops"])
+        matmul_gflops = 6 * n_params * 300 / row["matmul_s"] / 1e9
+        assert row["matmul_gemm_fraction"] == pytest.approx(matmul_gflops / result["gemm_gflops"])
+        assert 0 < row["matmul_s"] and 0 < row["optimizer_s"]
+    softmax, dnn_dropout = result["variants"]
+    assert softmax["random_s"] == 0 < dnn_dropout["random_s"]  # only dropout draws random numbers
     assert result["table_epochs"] == 1 and math.isfinite(result["table_seconds"]) and result["table_seconds"] > 0
     printed = capsys.readouterr().out
     assert "fp32 GEMM 2048x2048" in printed and "whole table (5 variants x 1 epochs)" in printed
+    assert "where a profiled engine epoch's time goes" in printed
 
 
 def test_gemm_rate_counts_two_flops_per_multiply_add(monkeypatch):

@@ -61,9 +61,21 @@ def seconds_per_epoch(runs, epochs):
     return seconds
 
 
+def time_in_parts(run):
+    """Profile one more epoch of ``run`` on the CPU: seconds spent in matrix products, in the optimizer's step and
+    in drawing random numbers (dropout masks); the rest of an epoch is element-wise work and framework overhead."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        next(run)
+    events = profile.key_averages()
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm"))
+    step = sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer.step#"))
+    rng = sum(e.self_cpu_time_total for e in events if e.key in ("aten::uniform_", "aten::bernoulli_"))
+    return {"matmul_s": matmul / 1e6, "optimizer_s": step / 1e6, "random_s": rng / 1e6}
+
+
 def compare_variant(params, name, raw_root, device, epochs):
-    """Seconds of each training epoch of the lecture's loop and of the engine on the 60,000 training images,
-    and the engine's FLOPs per epoch (6 × parameters × images)."""
+    """Seconds of each training epoch of the lecture's loop and of the engine on the 60,000 training images, the
+    engine's FLOPs per epoch (6 × parameters × images), and on the CPU ``time_in_parts`` of one more engine epoch."""
     spec, hp = params.model_spec(name), params.train
     images, labels = data.load_mnist(raw_root, train=True)
     train = data.to_inputs(images, device), data.to_targets(labels, device)
@@ -73,9 +85,11 @@ def compare_variant(params, name, raw_root, device, epochs):
     mnist = MNIST(raw_root, train=True, transform=transforms.ToTensor())
     runs = {  # the lecture's loop validates nothing per epoch, so neither does the engine here
         "lecture": lecture_epochs(lecture_model, lecture_optimizer, mnist, hp.batch_size, device),
-        "engine": training.fit(engine_model, engine_optimizer, train, None, epochs, hp.batch_size, hp.seed, name),
+        "engine": training.fit(engine_model, engine_optimizer, train, None, epochs + 1, hp.batch_size, hp.seed, name),
     }
-    return seconds_per_epoch(runs, epochs), 6 * sum(p.numel() for p in engine_model.parameters()) * len(images)
+    seconds = seconds_per_epoch(runs, epochs)
+    parts = time_in_parts(runs["engine"]) if device.type == "cpu" else {}  # CUDA runs asynchronously to the CPU
+    return seconds, 6 * sum(p.numel() for p in engine_model.parameters()) * len(images), parts
 
 
 def table_seconds(params, prepared_dir, device):
@@ -115,7 +129,7 @@ def main(argv=None):
     print(f"fp32 GEMM 2048x2048: {gemm / 1e9:.1f} GFLOP/s")
     rows = []
     for name in args.variants or params.variants:
-        epochs, flops_per_epoch = compare_variant(params, name, args.raw, device, args.epochs)
+        epochs, flops_per_epoch, parts = compare_variant(params, name, args.raw, device, args.epochs)
         # co-tenants only ever add time, so the best epoch is what each loop can do (as for the GEMM rate)
         lecture, engine = min(epochs["lecture"]), min(epochs["engine"])
         rows.append(
@@ -130,9 +144,15 @@ def main(argv=None):
                 "engine_epochs_s": epochs["engine"],
             }
         )
+        if parts:
+            rows[-1] |= parts | {"matmul_gemm_fraction": flops_per_epoch / parts["matmul_s"] / gemm}
         print(f"{name}: lecture {lecture:.2f} s/epoch (median {statistics.median(epochs['lecture']):.2f}), "
               f"engine {engine:.2f} s/epoch (median {statistics.median(epochs['engine']):.2f})")
-    print(pd.DataFrame(rows).iloc[:, :6].to_string(index=False, float_format="%.3f"))
+    table = pd.DataFrame(rows).drop(columns=["lecture_epochs_s", "engine_epochs_s"])
+    print(table.iloc[:, :6].to_string(index=False, float_format="%.3f"))
+    if len(table.columns) > 6:
+        print("where a profiled engine epoch's time goes (seconds), and the matrix products' own FLOP rate:")
+        print(table.iloc[:, [0, 2, *range(6, len(table.columns))]].to_string(index=False, float_format="%.3f"))
     results = {
         "device": str(device),
         "cpu": cpu_model(),
