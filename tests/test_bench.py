@@ -55,6 +55,7 @@ def test_bench_writes_consistent_figures(tiny_mnist, capsys):
         matmul_gflops = 6 * n_params * 300 / row["matmul_s"] / 1e9
         assert row["matmul_gemm_fraction"] == pytest.approx(matmul_gflops / result["gemm_gflops"])
         assert 0 < row["matmul_s"] and 0 < row["optimizer_s"]
+        assert row["matmul_s"] + row["optimizer_s"] + row["random_s"] < row["profiled_epoch_s"]
     softmax, dnn_dropout = result["variants"]
     assert softmax["random_s"] == 0 < dnn_dropout["random_s"]  # only dropout draws random numbers
     assert result["table_epochs"] == 1 and math.isfinite(result["table_seconds"]) and result["table_seconds"] > 0
