@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from safetensors import SafetensorError, safe_open
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
