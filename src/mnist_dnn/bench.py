@@ -75,23 +75,21 @@ def time_in_parts(run):
     return {"profiled_epoch_s": epoch, "matmul_s": matmul / 1e6, "optimizer_s": step / 1e6, "random_s": rng / 1e6}
 
 
-def compare_variant(params, name, raw_root, device, epochs):
-    """Seconds of each training epoch of the lecture's loop and of the engine on the 60,000 training images, the
-    engine's FLOPs per epoch (6 × parameters × images), and on the CPU ``time_in_parts`` of one more engine epoch."""
+def compare_variant(params, name, train, mnist, device, epochs):
+    """Seconds of each epoch of the lecture's loop (over ``mnist``) and of the engine (over ``train``, the same
+    images as tensors), the engine's FLOPs per epoch (6 × parameters × images), and on the CPU ``time_in_parts``
+    of one more engine epoch."""
     spec, hp = params.model_spec(name), params.train
-    images, labels = data.load_mnist(raw_root, train=True)
-    train = data.to_inputs(images, device), data.to_targets(labels, device)
     engine_model, engine_optimizer = training.setup(spec, hp, params.optimizer, device)
     lecture_model, _ = training.setup(spec, hp, params.optimizer, device)
     lecture_optimizer = torch.optim.Adam(lecture_model.parameters(), lr=params.optimizer.lr)
-    mnist = MNIST(raw_root, train=True, transform=transforms.ToTensor())
     runs = {  # the lecture's loop validates nothing per epoch, so neither does the engine here
         "lecture": lecture_epochs(lecture_model, lecture_optimizer, mnist, hp.batch_size, device),
         "engine": training.fit(engine_model, engine_optimizer, train, None, epochs + 1, hp.batch_size, hp.seed, name),
     }
     seconds = seconds_per_epoch(runs, epochs)
     parts = time_in_parts(runs["engine"]) if device.type == "cpu" else {}  # CUDA runs asynchronously to the CPU
-    return seconds, 6 * sum(p.numel() for p in engine_model.parameters()) * len(images), parts
+    return seconds, 6 * sum(p.numel() for p in engine_model.parameters()) * len(mnist), parts
 
 
 def table_seconds(params, prepared_dir, device):
@@ -129,9 +127,12 @@ def main(argv=None):
     gemm = gemm_rate(device)
     print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, {cpu_model()}")
     print(f"fp32 GEMM 2048x2048: {gemm / 1e9:.1f} GFLOP/s")
+    images, labels = data.load_mnist(args.raw, train=True)
+    train = data.to_inputs(images, device), data.to_targets(labels, device)
+    mnist = MNIST(args.raw, train=True, transform=transforms.ToTensor())
     rows = []
     for name in args.variants or params.variants:
-        epochs, flops_per_epoch, parts = compare_variant(params, name, args.raw, device, args.epochs)
+        epochs, flops_per_epoch, parts = compare_variant(params, name, train, mnist, device, args.epochs)
         # co-tenants only ever add time, so the best epoch is what each loop can do (as for the GEMM rate)
         lecture, engine = min(epochs["lecture"]), min(epochs["engine"])
         rows.append(
