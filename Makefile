@@ -23,7 +23,7 @@ test: install
 
 bench: install
 	dvc repro prepare
-	python -m mnist_dnn.bench
+	python benchmarks/bench.py
 
 # The committed 5-seed table: every variant with train.seed and 4 more seeds, run as a temporary DVC experiment.
 seed-noise: install

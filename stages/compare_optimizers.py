@@ -1,37 +1,40 @@
 """DVC stage `compare_optimizers`: the optimizer study as a table and a validation-accuracy plot."""
 
-import json
+import argparse
 from pathlib import Path
 
 import pandas as pd
 
-from mnist_dnn import files, reporting
+from mnist_dnn import files, metrics, tables
 from mnist_dnn.config import load_params
-from mnist_dnn.errors import UserError, run_stage
+from mnist_dnn.errors import run_stage
+from mnist_dnn.markdown import optimizer_markdown
 
-RESULTS = Path("metrics/optimizers")
 
-
-def main():
+def main(args):
     study = load_params().optimizer_study
-    results, val_accuracy, curves = {}, {}, []
+    results, curves = {}, {}
     for name in study.optimizers:
         stage = f"optimizers@{name}"
-        try:
-            results[name] = json.loads((RESULTS / f"{name}.json").read_text())
-        except (OSError, ValueError) as err:
-            raise UserError(f"no results for optimizer {name} ({err}); run `dvc repro {stage}`") from None
-        curve = reporting.read_table(
-            RESULTS / name / "plots/metrics/val/accuracy.tsv", ["step", "accuracy"], stage, sep="\t"
-        )
-        val_accuracy[name] = curve["accuracy"].tolist()
-        curves.append(curve.rename(columns={"step": "epoch", "accuracy": "val_accuracy"}).assign(optimizer=name))
-    table = reporting.optimizer_table(study, results, val_accuracy)
-    files.write_text("metrics/optimizers.md", reporting.optimizer_markdown(table, study))
-    files.write_text("metrics/optimizers.json", table.to_json(orient="records", indent=2) + "\n")
-    files.write_text("metrics/optimizers_val_accuracy.csv", pd.concat(curves).to_csv(index=False))
-    print(reporting.optimizer_markdown(table, study))
+        results[name] = metrics.read_json(Path(args.results, f"{name}.json"), stage)
+        curves[name] = metrics.read_curve(Path(args.results, name), "val/accuracy", stage)
+    table = tables.optimizer_table(study, results, {name: curve["accuracy"].tolist() for name, curve in curves.items()})
+    plot = pd.concat(
+        curve.rename(columns={"step": "epoch", "accuracy": "val_accuracy"}).assign(optimizer=name)
+        for name, curve in curves.items()
+    )
+    markdown = optimizer_markdown(table, study)
+    with files.atomic_outputs(args.markdown, args.json, args.plot) as (markdown_path, json_path, plot_path):
+        markdown_path.write_text(markdown)
+        json_path.write_text(table.to_json(orient="records", indent=2) + "\n")
+        plot.to_csv(plot_path, index=False)
+    print(markdown)
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--results", required=True, help="folder of the optimizers@<name> stages' outputs")
+    parser.add_argument("--markdown", required=True, help="Markdown table to write")
+    parser.add_argument("--json", required=True, help="JSON table to write")
+    parser.add_argument("--plot", required=True, help="validation accuracy per epoch and optimizer, CSV to write")
+    run_stage(main, parser.parse_args())

@@ -1,15 +1,17 @@
-"""DVC stage `download`: the four MNIST files, verified, into data/raw (the layout torchvision reads)."""
+"""DVC stage `download`: the four MNIST files, verified, into the layout torchvision reads (<raw>/MNIST/raw)."""
 
+import argparse
 import os
 
 from mnist_dnn import download
 from mnist_dnn.errors import run_stage
 
 
-def main():
-    mirrors = download.mirror_urls(os.environ.get(download.MIRROR_ENV))
-    download.download_mnist("data/raw", mirrors)
+def main(args):
+    download.download_mnist(args.raw, download.mirror_urls(os.environ.get(download.MIRROR_ENV)))
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("raw", help="folder to write")
+    run_stage(main, parser.parse_args())

@@ -1,27 +1,35 @@
 """DVC stage `evaluate@<variant>`: test metrics and the confusion-matrix data of one trained variant."""
 
-import os
-import sys
+import argparse
 
 import pandas as pd
 
-from mnist_dnn import data, files, models, training
+from mnist_dnn import data, files
 from mnist_dnn.config import load_params
+from mnist_dnn.device import select_device
 from mnist_dnn.errors import run_stage
 from mnist_dnn.evaluation import evaluate
+from mnist_dnn.models import ModelSpec
 
 
-def main(variant):
-    load_params().variant(variant)
-    device = training.select_device(os.environ.get(training.DEVICE_ENV))
-    model, _ = models.load_model(f"models/{variant}.safetensors")
-    inputs, targets = data.load_for_model("data/prepared/test.safetensors", device)
+def main(args):
+    load_params().variant(args.variant)
+    device = select_device()
+    model, _ = ModelSpec.load(args.model)
+    (inputs, targets), = data.load_splits(args.test, device=device)
     metrics, predicted = evaluate(model.to(device), inputs, targets)
     confusion = pd.DataFrame({"actual": targets.cpu().numpy(), "predicted": predicted.cpu().numpy()})
-    files.write_json(f"metrics/eval/{variant}.json", metrics)
-    files.write_text(f"metrics/confusion/{variant}.csv", confusion.to_csv(index=False))
-    print(f"{variant}: test accuracy {metrics['accuracy']:.4f}, test loss {metrics['loss']:.4f}")
+    with files.atomic_outputs(args.metrics, args.confusion) as (metrics_path, confusion_path):
+        files.write_json(metrics_path, metrics)
+        confusion.to_csv(confusion_path, index=False)
+    print(f"{args.variant}: test accuracy {metrics['accuracy']:.4f}, test loss {metrics['loss']:.4f}")
 
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("variant", help="a variant of params.yaml")
+    parser.add_argument("--model", required=True, help="the variant's weights")
+    parser.add_argument("--test", required=True, help="test split")
+    parser.add_argument("--metrics", required=True, help="test metrics JSON to write")
+    parser.add_argument("--confusion", required=True, help="actual and predicted class per test image, CSV to write")
+    run_stage(main, parser.parse_args())

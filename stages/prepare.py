@@ -1,20 +1,28 @@
 """DVC stage `prepare`: split validation off the training set; save uint8 tensors for each split."""
 
-from mnist_dnn import data
+import argparse
+
+from mnist_dnn import data, files
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import run_stage
 
 
-def main():
+def main(args):
     params = load_params()
     train, val = data.split_validation(
-        *data.load_mnist("data/raw", train=True), params.data.val_size, params.data.split_seed
+        *data.load_mnist(args.raw, train=True), params.data.val_size, params.data.split_seed
     )
-    test = data.load_mnist("data/raw", train=False)
-    for name, (images, labels) in {"train": train, "val": val, "test": test}.items():
-        data.save_split(f"data/prepared/{name}.safetensors", images, labels)
-        print(f"{name}: {len(labels)} images")
+    splits = {"train": train, "val": val, "test": data.load_mnist(args.raw, train=False)}
+    with files.atomic_outputs(args.train, args.val, args.test) as paths:
+        for path, (name, (images, labels)) in zip(paths, splits.items()):
+            data.save_split(path, images, labels)
+            print(f"{name}: {len(labels)} images")
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("raw", help="MNIST as the download stage writes it")
+    parser.add_argument("train", help="training split to write")
+    parser.add_argument("val", help="validation split to write")
+    parser.add_argument("test", help="test split to write")
+    run_stage(main, parser.parse_args())

@@ -1,24 +1,36 @@
 """DVC stage `report`: one offline HTML page of the summary, training curves, confusion matrices and mistakes."""
 
-from mnist_dnn import data, files, report, reporting
+import argparse
+from pathlib import Path
+
+from mnist_dnn import data, files, metrics
 from mnist_dnn.errors import UserError, run_stage
+from mnist_dnn.html_report import build_report
 
 
-def main():
-    rows = report.read_summary("metrics/summary.json")
-    images, _ = data.load_split("data/prepared/test.safetensors")
+def main(args):
+    rows = metrics.read_summary(args.summary)
+    images, _ = data.load_split(args.test)
     loss, accuracy, confusion = {}, {}, {}
     for name in (row["variant"] for row in rows):
-        plots = f"metrics/train/{name}/plots/metrics"
-        loss[name] = reporting.read_table(f"{plots}/train/loss.tsv", ["step", "loss"], f"train@{name}", sep="\t")
-        accuracy[name] = reporting.read_table(f"{plots}/val/accuracy.tsv", ["step", "accuracy"], f"train@{name}", sep="\t")
-        path = f"metrics/confusion/{name}.csv"
-        pairs = confusion[name] = reporting.read_table(path, ["actual", "predicted"], f"evaluate@{name}")
+        log_dir, stage = Path(args.train_logs, name), f"train@{name}"
+        loss[name] = metrics.read_curve(log_dir, "train/loss", stage)
+        accuracy[name] = metrics.read_curve(log_dir, "val/accuracy", stage)
+        path = Path(args.confusion, f"{name}.csv")
+        pairs = confusion[name] = metrics.read_table(path, ["actual", "predicted"], f"evaluate@{name}")
         if len(pairs) != len(images):
             raise UserError(f"{path}: {len(pairs)} rows for {len(images)} test images; run `dvc repro evaluate@{name}`")
-    files.write_text("metrics/report.html", report.build_report(rows, loss, accuracy, confusion, images.numpy()))
-    print("wrote metrics/report.html")
+    page = build_report(rows, loss, accuracy, confusion, images.numpy())
+    with files.atomic_outputs(args.output) as (output,):
+        output.write_text(page)
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--summary", required=True, help="the summarize stage's JSON")
+    parser.add_argument("--train-logs", required=True, help="folder of the train@<variant> stages' dvclive logs")
+    parser.add_argument("--confusion", required=True, help="folder of the evaluate@<variant> stages' confusion CSVs")
+    parser.add_argument("--test", required=True, help="test split")
+    parser.add_argument("--output", required=True, help="HTML page to write")
+    run_stage(main, parser.parse_args())

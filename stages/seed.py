@@ -1,31 +1,38 @@
 """DVC stage `seed@<variant>-<seed>`: train one variant with one of `extra_seeds`, and test it (seed noise)."""
 
-import os
-import sys
+import argparse
 
-from mnist_dnn import data, files, models, training
+from mnist_dnn import data, files, training
 from mnist_dnn.config import load_params
+from mnist_dnn.device import select_device
 from mnist_dnn.errors import UserError, run_stage
 from mnist_dnn.evaluation import evaluate
 
 
-def main(variant, seed):
+def main(args):
     params = load_params()
-    spec = params.model_spec(variant)
-    if not seed.isdigit() or int(seed) not in params.extra_seeds:
-        raise UserError(f"seed {seed} is not in params.yaml extra_seeds {params.extra_seeds}")
-    hp = params.train.model_copy(update={"seed": int(seed)})
-    device = training.select_device(os.environ.get(training.DEVICE_ENV))
-    train = data.load_for_model("data/prepared/train.safetensors", device)
-    val = data.load_for_model("data/prepared/val.safetensors", device)
-    test = data.load_for_model("data/prepared/test.safetensors", device)
-    print(f"{variant} with seed {seed}: {models.architecture(spec['hidden'])}, on {device}")
-    model, _ = training.train_variant(spec, hp, params.optimizer, train, val, device)
-    metrics, _ = evaluate(model, *test)
-    models.save_model(model, f"models/seeds/{variant}-{seed}.safetensors", {**spec, "seed": hp.seed})
-    files.write_json(f"metrics/seeds/{variant}-{seed}.json", {"accuracy": metrics["accuracy"], "loss": metrics["loss"]})
-    print(f"{variant} with seed {seed}: test accuracy {metrics['accuracy']:.4f}")
+    spec = params.model_spec(args.variant)
+    if args.seed not in params.extra_seeds:
+        raise UserError(f"seed {args.seed} is not in params.yaml extra_seeds {params.extra_seeds}")
+    hp = params.train.model_copy(update={"seed": args.seed})
+    device = select_device()
+    train, val, test = data.load_splits(args.train, args.val, args.test, device=device)
+    print(f"{spec.variant} with seed {hp.seed}: {spec.architecture}, on {device}")
+    with files.atomic_outputs(args.model, args.metrics) as (model_path, metrics_path):
+        model, _ = training.train(spec, hp, params.optimizer, train, val)
+        metrics, _ = evaluate(model, *test)
+        spec.save(model, model_path)
+        files.write_json(metrics_path, {"accuracy": metrics["accuracy"], "loss": metrics["loss"]})
+    print(f"{spec.variant} with seed {hp.seed}: test accuracy {metrics['accuracy']:.4f}")
 
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("variant", help="a variant of params.yaml")
+    parser.add_argument("seed", type=int, help="one of params.yaml's extra_seeds")
+    parser.add_argument("--train", required=True, help="training split")
+    parser.add_argument("--val", required=True, help="validation split")
+    parser.add_argument("--test", required=True, help="test split")
+    parser.add_argument("--model", required=True, help="weights file to write")
+    parser.add_argument("--metrics", required=True, help="test metrics JSON to write")
+    run_stage(main, parser.parse_args())

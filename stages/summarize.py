@@ -1,18 +1,28 @@
 """DVC stage `summarize`: the lecture's table next to the reproduced one (Markdown and JSON)."""
 
-from mnist_dnn import files, reporting
+import argparse
+
+from mnist_dnn import files, metrics, tables
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import run_stage
+from mnist_dnn.markdown import summary_markdown
 
 
-def main():
+def main(args):
     params = load_params()
-    accuracies = reporting.read_accuracies(params, "metrics/eval", "metrics/seeds")
-    table = reporting.summary_table(params, accuracies)
-    files.write_text("metrics/summary.md", reporting.to_markdown(table))
-    files.write_text("metrics/summary.json", table.to_json(orient="records", indent=2) + "\n")
-    print(reporting.to_markdown(table))
+    accuracies = metrics.read_accuracies(params.variants, params.extra_seeds, args.eval, args.seeds)
+    table = tables.summary_table(params, accuracies)
+    markdown = summary_markdown(table)
+    with files.atomic_outputs(args.markdown, args.json) as (markdown_path, json_path):
+        markdown_path.write_text(markdown)
+        json_path.write_text(table.to_json(orient="records", indent=2) + "\n")
+    print(markdown)
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--eval", required=True, help="folder of evaluate@<variant> metrics")
+    parser.add_argument("--seeds", required=True, help="folder of seed@<variant>-<seed> metrics")
+    parser.add_argument("--markdown", required=True, help="Markdown summary to write")
+    parser.add_argument("--json", required=True, help="JSON summary to write")
+    run_stage(main, parser.parse_args())

@@ -1,25 +1,29 @@
 """DVC stage `train@<variant>`: train one variant; write its weights and its dvclive training log."""
 
-import os
-import sys
+import argparse
 
-from mnist_dnn import data, models, training
+from mnist_dnn import data, files, training
 from mnist_dnn.config import load_params
+from mnist_dnn.device import select_device
 from mnist_dnn.errors import run_stage
 
 
-def main(variant):
+def main(args):
     params = load_params()
-    spec = params.model_spec(variant)
-    device = training.select_device(os.environ.get(training.DEVICE_ENV))
-    train = data.load_for_model("data/prepared/train.safetensors", device)
-    val = data.load_for_model("data/prepared/val.safetensors", device)
-    print(f"{variant}: {models.architecture(spec['hidden'])}, {len(train[0])} training images, on {device}")
-    model, _ = training.train_logged(
-        spec, params.train, params.optimizer, train, val, device, f"metrics/train/{variant}"
-    )
-    models.save_model(model, f"models/{variant}.safetensors", {**spec, "seed": params.train.seed})
+    spec = params.model_spec(args.variant)
+    device = select_device()
+    train, val = data.load_splits(args.train, args.val, device=device)
+    print(f"{spec.variant}: {spec.architecture}, {len(train[0])} training images, on {device}")
+    with files.atomic_outputs(args.model, args.log) as (model_path, log_dir):
+        model, _ = training.train(spec, params.train, params.optimizer, train, val, log_dir=log_dir)
+        spec.save(model, model_path)
 
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("variant", help="a variant of params.yaml")
+    parser.add_argument("--train", required=True, help="training split")
+    parser.add_argument("--val", required=True, help="validation split")
+    parser.add_argument("--model", required=True, help="weights file to write")
+    parser.add_argument("--log", required=True, help="dvclive log folder to write")
+    run_stage(main, parser.parse_args())

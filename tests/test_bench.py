@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -5,9 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_dnn import bench, data
+from conftest import REPO
+from mnist_dnn import data
 
-PARAMS = Path(__file__).parents[1] / "params.yaml"
+PARAMS = REPO / "params.yaml"
+spec = importlib.util.spec_from_file_location("bench", REPO / "benchmarks/bench.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
 
 
 def write_idx(path, tensor, magic):
@@ -29,6 +34,7 @@ def tiny_mnist(tmp_path):
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels, 0x801)
     images, labels = data.load_mnist(tmp_path / "raw", train=True)
     prepared = tmp_path / "prepared"
+    prepared.mkdir()
     data.save_split(prepared / "train.safetensors", images[:250], labels[:250])
     data.save_split(prepared / "val.safetensors", images[250:], labels[250:])
     params = tmp_path / "params.yaml"

@@ -25,10 +25,11 @@ def write_params(path, raw):
 def test_real_params_load():
     params = load_params(PARAMS)
     assert list(params.variants) == VARIANTS
-    assert params.dropout_p("dnn_dropout") == pytest.approx(1 - params.keep_prob)
-    assert params.dropout_p("dnn_dropout") > 0
+    assert params.model_spec("dnn_dropout").dropout_p == pytest.approx(1 - params.keep_prob)
+    assert params.model_spec("dnn_dropout").dropout_p > 0
     for name in VARIANTS[:-1]:
-        assert params.dropout_p(name) == 0
+        assert params.model_spec(name).dropout_p == 0
+    assert params.model_spec("dnn").hidden == tuple(params.variant("dnn").hidden)
 
 
 def test_copied_params_load_unchanged(tmp_path):

@@ -7,9 +7,13 @@ from torch import nn
 
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import Dropout, build_model, load_model, save_model
+from mnist_dnn.models import Dropout, ModelSpec
 
 PARAMS = load_params(Path(__file__).parents[1] / "params.yaml")
+
+
+def build_model(hidden, init, dropout_p=0.0):
+    return ModelSpec(variant="v", hidden=tuple(hidden), init=init, dropout_p=dropout_p).build()
 
 
 def linears(model):
@@ -19,7 +23,7 @@ def linears(model):
 @pytest.mark.parametrize("name", list(PARAMS.variants))
 def test_variant_shapes_and_parameter_count(name):
     variant = PARAMS.variant(name)
-    model = build_model(variant.hidden, variant.init, PARAMS.dropout_p(name))
+    model = PARAMS.model_spec(name).build()
     assert model(torch.rand(3, 784)).shape == (3, 10)
     widths = [784, *variant.hidden, 10]
     expected = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(widths, widths[1:]))
@@ -122,17 +126,13 @@ def test_eval_mode_equals_model_without_dropout():
     torch.testing.assert_close(out, plain(x))
 
 
-def spec_of(hidden, init="xavier_uniform", dropout_p=0.0):
-    return {"variant": "v", "hidden": hidden, "init": init, "dropout": dropout_p > 0, "dropout_p": dropout_p}
-
-
-@pytest.mark.parametrize("hidden, init, dropout_p", [([], "normal", 0.0), ([16, 8], "xavier_uniform", 0.3)])
+@pytest.mark.parametrize("hidden, init, dropout_p", [((), "normal", 0.0), ((16, 8), "xavier_uniform", 0.3)])
 def test_save_load_round_trip(tmp_path, hidden, init, dropout_p):
-    model = build_model(hidden, init, dropout_p)
-    spec = spec_of(hidden, init, dropout_p)
+    spec = ModelSpec(variant="v", hidden=hidden, init=init, dropout_p=dropout_p)
+    model = spec.build()
     path = tmp_path / "model.safetensors"
-    save_model(model, path, spec)
-    loaded, loaded_spec = load_model(path)
+    spec.save(model, path)
+    loaded, loaded_spec = ModelSpec.load(path)
     assert loaded_spec == spec
     expected = model.state_dict()
     state = loaded.state_dict()
@@ -143,11 +143,16 @@ def test_save_load_round_trip(tmp_path, hidden, init, dropout_p):
     assert list(tmp_path.iterdir()) == [path]
 
 
+def test_spec_architecture_reads_as_layer_widths():
+    assert ModelSpec(variant="v", hidden=(256, 256), init="normal").architecture == "784→256→256→10"
+    assert ModelSpec(variant="v", hidden=(), init="normal").architecture == "784→10"
+
+
 def test_load_rejects_weights_not_matching_spec(tmp_path):
     path = tmp_path / "model.safetensors"
-    save_model(build_model([8], "normal"), path, spec_of([16], "normal"))
+    ModelSpec(variant="v", hidden=(16,), init="normal").save(build_model([8], "normal"), path)
     with pytest.raises(UserError) as info:
-        load_model(path)
+        ModelSpec.load(path)
     assert "\n" not in str(info.value)
     assert str(path) in str(info.value)
 
@@ -171,11 +176,11 @@ def test_load_rejects_non_model_file(tmp_path, write):
     path = tmp_path / "model.safetensors"
     write(path)
     with pytest.raises(UserError) as info:
-        load_model(path)
+        ModelSpec.load(path)
     assert "\n" not in str(info.value)
     assert str(path) in str(info.value)
 
 
 def test_load_missing_file_is_user_error(tmp_path):
     with pytest.raises(UserError):
-        load_model(tmp_path / "absent.safetensors")
+        ModelSpec.load(tmp_path / "absent.safetensors")

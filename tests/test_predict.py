@@ -13,9 +13,9 @@ from mnist_dnn import predict
 from mnist_dnn.cli import main
 from mnist_dnn.data import save_split
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import build_model, save_model
+from mnist_dnn.models import ModelSpec
 
-SPEC = {"variant": "tiny", "hidden": [16], "init": "xavier_uniform", "dropout": False, "dropout_p": 0.0}
+SPEC = ModelSpec(variant="tiny", hidden=(16,), init="xavier_uniform")
 LABELS = [7, 2, 1, 0, 4]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -269,9 +269,10 @@ def test_terminal_art_uses_denser_characters_for_brighter_pixels():
 
 @pytest.fixture
 def model_file(tmp_path):
-    model = build_model([16], "xavier_uniform", 0.0)
+    model = SPEC.build()
     path = tmp_path / "models" / "tiny.safetensors"
-    save_model(model, path, SPEC)
+    path.parent.mkdir()
+    SPEC.save(model, path)
     return model, path
 
 
@@ -281,6 +282,7 @@ def workdir(tmp_path, monkeypatch, model_file):
     monkeypatch.chdir(tmp_path)
     images = torch.randint(0, 256, (len(LABELS), 28, 28), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(0))
+    (tmp_path / "data/prepared").mkdir(parents=True)
     save_split(tmp_path / "data/prepared/test.safetensors", images, torch.tensor(LABELS, dtype=torch.uint8))
     summary = [{"variant": "other", "reproduced_accuracy": 0.5}, {"variant": "tiny", "reproduced_accuracy": 0.9}]
     (tmp_path / "metrics").mkdir()

@@ -19,9 +19,10 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from mnist_dnn import data
-from mnist_dnn.report import build_report, confusion_html, gallery_html, summary_html
+from conftest import REPO, stage_argv
+from dvclive import Live
+from mnist_dnn.html_report import build_report, confusion_html, gallery_html, summary_html
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -67,12 +68,13 @@ def test_summary_table_has_each_variant_formatted_and_extra_columns():
     assert beta == ["beta", "784→8→10", "xavier_uniform", "p = 0.3", "–", "92.50%", "–", "0.0005"]
 
 
-def test_summary_table_shows_seed_statistics_in_percent():
-    seeded = [dict(ROWS[0], seeds=5, mean=0.98123, std=0.0012, min=0.9795, max=0.9831), ROWS[1]]
+def test_summary_table_shows_seed_statistics_as_the_markdown_does():
+    seeded = [dict(ROWS[0], seeds=5, mean=0.98123, std=0.0012, min=0.9795, max=0.9831),
+              dict(ROWS[1], seeds=5, mean=0.925, std=0.001, min=0.924, max=0.926)]
     header, alpha, beta = table_cells(summary_html(seeded))
-    assert header[6:] == ["difference (pp)", "seeds", "mean", "std (pp)", "min", "max", "seed std"]
-    assert alpha[6:] == ["+5.00", "5", "98.12%", "0.12", "97.95%", "98.31%", "0.00123"]
-    assert beta[6:] == ["–", "–", "–", "–", "–", "–", "0.0005"]  # a row without them
+    assert header[6:] == ["difference (pp)", "seed std", "mean ± std", "min–max"]
+    assert alpha[6:] == ["+5.00", "0.00123", "98.12 ± 0.12%", "97.95%–98.31%"]
+    assert beta[6:] == ["–", "0.0005", "92.50 ± 0.10%", "92.40%–92.60%"]
 
 
 def test_report_has_sections_in_order_and_variants(inputs):
@@ -143,23 +145,26 @@ def workspace(tmp_path, inputs):
     (tmp_path / "metrics/confusion").mkdir(parents=True)
     (tmp_path / "metrics/summary.json").write_text(json.dumps(rows))
     for name in confusion:
-        plots = tmp_path / f"metrics/train/{name}/plots/metrics"
-        (plots / "train").mkdir(parents=True)
-        (plots / "val").mkdir()
-        loss[name].to_csv(plots / "train/loss.tsv", sep="\t", index=False)
-        accuracy[name].to_csv(plots / "val/accuracy.tsv", sep="\t", index=False)
+        with Live(str(tmp_path / f"metrics/train/{name}"), dvcyaml=None, save_dvc_exp=False) as live:
+            for (step, l), a in zip(loss[name].itertuples(index=False), accuracy[name]["accuracy"]):
+                live.step = step
+                live.log_metric("train/loss", l)
+                live.log_metric("val/accuracy", a)
+                live.next_step()
         confusion[name].to_csv(tmp_path / f"metrics/confusion/{name}.csv", index=False)
     labels = torch.from_numpy(ACTUAL.astype(np.uint8))
+    (tmp_path / "data/prepared").mkdir(parents=True)
     data.save_split(tmp_path / "data/prepared/test.safetensors", torch.from_numpy(images), labels)
     return tmp_path
 
 
 def run_report_stage(workspace, monkeypatch):
-    """Run stages/report.py in ``workspace`` as `python` would; its exit code."""
+    """Run the report stage in ``workspace`` as dvc.yaml says and `python` would; its exit code."""
+    _, script, *args = stage_argv("report")
     monkeypatch.chdir(workspace)
-    monkeypatch.setattr(sys, "argv", [str(REPO / "stages/report.py")])
+    monkeypatch.setattr(sys, "argv", [str(REPO / script), *args])
     try:
-        runpy.run_path(str(REPO / "stages/report.py"), run_name="__main__")
+        runpy.run_path(str(REPO / script), run_name="__main__")
     except SystemExit as exit:
         return exit.code
     return 0

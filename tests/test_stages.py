@@ -9,9 +9,8 @@ import pytest
 import torch
 from ruamel.yaml import YAML
 
+from conftest import REPO, stage_argv
 from mnist_dnn import data
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -21,6 +20,7 @@ def workspace(tmp_path):
     params["train"]["epochs"] = 1
     YAML().dump(params, tmp_path / "params.yaml")
     g = torch.Generator().manual_seed(0)
+    (tmp_path / "data/prepared").mkdir(parents=True)
     for split, n in {"train": 200, "val": 50, "test": 50}.items():
         images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g)
         labels = torch.randint(0, 10, (n,), dtype=torch.uint8, generator=g)
@@ -47,10 +47,12 @@ DELETE = object()
 
 @pytest.fixture
 def run_stage(workspace, monkeypatch, capsys):
-    """Run ``stages/<stage>.py <args>`` as `python` would, in ``workspace``; its exit code, stdout and stderr."""
+    """Run ``<stage>@<variant>`` in ``workspace`` as `python` would, with dvc.yaml's command for softmax made out for
+    ``variant`` (a variant params.yaml may lack); its exit code, stdout and stderr."""
 
-    def run(stage, *args):
-        script = REPO / "stages" / f"{stage}.py"
+    def run(stage, variant):
+        _, script, *args = [arg.replace("softmax", variant) for arg in stage_argv(f"{stage}@softmax")]
+        script = REPO / script
         monkeypatch.chdir(workspace)
         monkeypatch.setattr(sys, "argv", [str(script), *args])
         try:

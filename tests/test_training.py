@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -5,8 +6,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from mnist_dnn import data, training
 from mnist_dnn.config import OptimizerParams, TrainParams
+from mnist_dnn.device import DEVICE_ENV, select_device
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import build_model
+from mnist_dnn.models import ModelSpec
 from mnist_dnn.optimizers import build_optimizer
 
 
@@ -21,23 +23,26 @@ def make_split(n, seed):
 
 def train_once(seed, hidden=(32, 32), dropout_p=0.3, epochs=3, inputs=None, val=make_split(200, 1)):
     training.seed_everything(seed)
-    model = build_model(list(hidden), "xavier_uniform", dropout_p)
+    model = ModelSpec(variant="tiny", hidden=hidden, init="xavier_uniform", dropout_p=dropout_p).build()
     optimizer = build_optimizer("adam", model.parameters(), 1e-3)
     train = make_split(600, 0) if inputs is None else inputs
-    logs = list(training.fit(model, optimizer, train, val, epochs, 50, seed, name="tiny"))
+    hp = TrainParams(epochs=epochs, batch_size=50, seed=seed)
+    logs = list(training.fit(model, optimizer, train, val, hp, name="tiny"))
     return logs, model.state_dict()
 
 
 def test_select_device_prefers_cuda_when_available(monkeypatch):
+    monkeypatch.delenv(DEVICE_ENV, raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert training.select_device() == torch.device("cuda")
+    assert select_device() == torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert training.select_device() == torch.device("cpu")
+    assert select_device() == torch.device("cpu")
 
 
-def test_select_device_honours_an_explicit_request(monkeypatch):
+def test_select_device_honours_the_environment_variable(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert training.select_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv(DEVICE_ENV, "cpu")
+    assert select_device() == torch.device("cpu")
 
 
 @pytest.mark.parametrize("device", ["cpu", "meta"])
@@ -114,11 +119,25 @@ def reference_epochs(spec, hp, train, epochs):
 @pytest.mark.parametrize("dropout_p", [0.0, 0.3])
 def test_engine_computes_what_a_plain_loop_computes(dropout_p):
     hp = TrainParams(epochs=3, batch_size=50, seed=777)
-    spec = {"variant": "tiny", "hidden": [64, 64], "init": "xavier_uniform", "dropout_p": dropout_p}
+    spec = ModelSpec(variant="tiny", hidden=(64, 64), init="xavier_uniform", dropout_p=dropout_p)
     train, val = make_split(400, 0), make_split(100, 1)
-    seen = []
-    engine, logs = training.train_variant(spec, hp, ADAM, train, val, torch.device("cpu"), on_epoch=seen.append)
-    assert seen == logs
+    engine, logs = training.train(spec, hp, ADAM, train, val)
+    assert [log.epoch for log in logs] == [1, 2, 3]
     expected_losses, expected_weights = reference_epochs(spec, hp, train, hp.epochs)
     torch.testing.assert_close([log.train_loss for log in logs], expected_losses, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(engine.state_dict(), expected_weights, rtol=1e-4, atol=1e-5)
+
+
+def test_train_logs_every_epoch_with_dvclive_and_logs_nothing_else(tmp_path):
+    hp = TrainParams(epochs=2, batch_size=50, seed=777)
+    spec = ModelSpec(variant="tiny", hidden=(16,), init="xavier_uniform")
+    train, val = make_split(200, 0), make_split(100, 1)
+    _, logs = training.train(spec, hp, ADAM, train, val, log_dir=tmp_path / "log")
+    _, unlogged = training.train(spec, hp, ADAM, train, val)
+    assert logs == unlogged  # logging changes nothing
+    loss = pd.read_csv(tmp_path / "log/plots/metrics/train/loss.tsv", sep="\t")
+    accuracy = pd.read_csv(tmp_path / "log/plots/metrics/val/accuracy.tsv", sep="\t")
+    assert loss["step"].tolist() == accuracy["step"].tolist() == [1, 2]
+    assert loss["loss"].tolist() == pytest.approx([log.train_loss for log in logs])
+    assert accuracy["accuracy"].tolist() == pytest.approx([log.val_accuracy for log in logs])
+    assert not list(tmp_path.glob("*.tmp"))

@@ -1,10 +1,12 @@
 """Model and data files travel through DVC remotes, so they are untrusted: nothing the project loads unpickles."""
 
+import json
 import pickle
 import zipfile
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from mnist_dnn import cli, data, models
 from mnist_dnn.errors import UserError
@@ -46,7 +48,7 @@ def load_with_predict(path):
     cli.main(["predict", "--model", str(path), "--index", "0"])
 
 
-@pytest.mark.parametrize("load", [models.load_model, data.load_split, load_with_predict])
+@pytest.mark.parametrize("load", [models.ModelSpec.load, data.load_split, load_with_predict])
 def test_every_loading_path_refuses_a_pickle_and_never_runs_it(malicious, load, capsys):
     path, marker = malicious
     with pytest.raises((UserError, SystemExit)) as refused:
@@ -58,8 +60,9 @@ def test_every_loading_path_refuses_a_pickle_and_never_runs_it(malicious, load, 
 
 
 def test_model_file_with_forged_metadata_is_refused(tmp_path):
-    model = models.build_model([8], "normal")
+    state = models.ModelSpec(variant="x", hidden=(8,), init="normal").build().state_dict()
     path = tmp_path / "forged.safetensors"
-    models.save_model(model, path, {"variant": "x", "hidden": [-5], "init": "normal", "dropout_p": 0.0})
+    forged = {"variant": "x", "hidden": [-5], "init": "normal", "dropout_p": 0.0}
+    save_file(state, path, metadata={models.METADATA_KEY: json.dumps(forged)})
     with pytest.raises(UserError, match="not a mnist_dnn model file"):
-        models.load_model(path)
+        models.ModelSpec.load(path)

@@ -5,9 +5,9 @@ import json
 import random
 from pathlib import Path
 
-from mnist_dnn import data, predict
+from mnist_dnn import data, metrics, predict
 from mnist_dnn.errors import UserError, run_stage
-from mnist_dnn.models import load_model
+from mnist_dnn.models import ModelSpec
 
 SUMMARY = Path("metrics/summary.json")
 TEST_SPLIT = Path("data/prepared/test.safetensors")
@@ -15,10 +15,10 @@ TEST_SPLIT = Path("data/prepared/test.safetensors")
 
 def best_variant(summary_path=SUMMARY):
     """The variant with the highest reproduced accuracy in the committed summary."""
+    rows = metrics.read_summary(summary_path)
     try:
-        rows = json.loads(Path(summary_path).read_text())
         return max(rows, key=lambda row: row["reproduced_accuracy"])["variant"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise UserError(f"{summary_path}: cannot pick the best variant ({err}); pass --variant") from None
 
 
@@ -34,7 +34,7 @@ def test_image(index, seed):
 
 def run_predict(args):
     """Predict one image as ``args`` ask, and print the result as text or JSON."""
-    model, spec = load_model(args.model or f"models/{args.variant or best_variant()}.safetensors")
+    model, spec = ModelSpec.load(args.model or f"models/{args.variant or best_variant()}.safetensors")
     if args.image:
         source, image, label = args.image, predict.to_mnist(predict.load_image(args.image)), None
     else:
@@ -42,7 +42,7 @@ def run_predict(args):
         source = f"test image {index}"
     top3 = predict.top_k(model, image, k=3)
     result = {
-        "variant": spec["variant"],
+        "variant": spec.variant,
         "source": source,
         "label": label,
         "prediction": top3[0][0],

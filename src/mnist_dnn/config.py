@@ -8,7 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from ruamel.yaml import YAML, YAMLError
 
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import INITS
+from mnist_dnn.models import INITS, ModelSpec
 from mnist_dnn.optimizers import OPTIMIZERS, build_optimizer
 
 
@@ -123,13 +123,11 @@ class Params(_Strict):
             raise UserError(f"unknown variant '{name}' (params.yaml variants: {', '.join(self.variants)})")
         return self.variants[name]
 
-    def dropout_p(self, name):
-        """Dropout probability of variant ``name``: 1 - keep_prob when it uses dropout, else 0."""
-        return 1.0 - self.keep_prob if self.variant(name).dropout else 0.0
-
     def model_spec(self, name):
-        """What builds variant ``name``'s model (stored with its weights): hidden widths, init, dropout_p."""
-        return {"variant": name, **self.variant(name).model_dump(), "dropout_p": self.dropout_p(name)}
+        """The ModelSpec of variant ``name``: its hidden widths and init, and dropout p = 1 - keep_prob if it uses it."""
+        variant = self.variant(name)
+        dropout_p = 1.0 - self.keep_prob if variant.dropout else 0.0
+        return ModelSpec(variant=name, hidden=tuple(variant.hidden), init=variant.init, dropout_p=dropout_p)
 
 
 def load_params(path="params.yaml"):

@@ -6,7 +6,6 @@ from safetensors.torch import load_file, save_file
 from torchvision.datasets import MNIST
 
 from mnist_dnn.errors import UserError
-from mnist_dnn.files import atomic_path
 
 
 def load_mnist(root, train):
@@ -26,9 +25,8 @@ def split_validation(images, labels, val_size, seed):
 
 
 def save_split(path, images, labels):
-    """Save uint8 ``images`` (N×28×28) and ``labels`` (N) to ``path`` as safetensors, atomically."""
-    with atomic_path(path) as tmp:
-        save_file({"images": images.contiguous(), "labels": labels.contiguous()}, tmp)
+    """Save uint8 ``images`` (N×28×28) and ``labels`` (N) to ``path`` as safetensors."""
+    save_file({"images": images.contiguous(), "labels": labels.contiguous()}, path)
 
 
 def load_split(path):
@@ -54,3 +52,8 @@ def load_for_model(path, device):
     """The split saved at ``path`` as ``(inputs, targets)`` ready for a model on ``device``."""
     images, labels = load_split(path)
     return to_inputs(images, device), to_targets(labels, device)
+
+
+def load_splits(*paths, device):
+    """Each split saved at ``paths`` as ``(inputs, targets)`` on ``device``, in order."""
+    return [load_for_model(path, device) for path in paths]

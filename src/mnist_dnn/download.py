@@ -12,7 +12,7 @@ from pathlib import Path
 from torchvision.datasets import MNIST
 
 from mnist_dnn.errors import UserError
-from mnist_dnn.files import atomic_path
+from mnist_dnn.files import atomic_outputs
 
 MIRROR_ENV = "MNIST_MIRROR"
 
@@ -89,7 +89,7 @@ def fetch_verified(name, sha256, mirrors):
 
 def download_mnist(root, mirrors, files=SHA256):
     """Write the verified IDX files under ``root/MNIST/raw``, the layout torchvision's MNIST reads."""
-    with atomic_path(root, is_dir=True) as tmp:
+    with atomic_outputs(root) as (tmp,):
         raw = tmp / "MNIST" / "raw"
         raw.mkdir(parents=True)
         for name, sha256 in files.items():

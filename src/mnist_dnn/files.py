@@ -1,4 +1,4 @@
-"""Atomic output writing: a file or folder appears whole or not at all."""
+"""Atomic outputs: a stage's files and folders appear together, each whole, or not at all."""
 
 import contextlib
 import json
@@ -9,30 +9,32 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(path, is_dir=False):
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
+def atomic_outputs(*paths):
+    """Yield a temporary path beside each of ``paths`` (files or folders); once the block has written every one of
+    them, move them all into place.
 
-    The temporary folder (``.<name>.*.tmp``, ignored by git and DVC) is removed on any exit but SIGKILL.
+    The temporary folders (``.<name>.*.tmp``, ignored by git and DVC) are removed on any exit but SIGKILL.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    target = tmp / path.name
+    paths = [Path(p) for p in paths]
+    staging = []
     try:
-        yield target
-        if is_dir and path.exists():
-            os.replace(path, tmp / "previous")  # deleted with tmp, after the new one is in place
-        os.replace(target, path)
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging.append(Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)))
+        written = [tmp / path.name for tmp, path in zip(staging, paths)]
+        yield written
+        missing = [str(path) for path, new in zip(paths, written) if not new.exists()]
+        if missing:
+            raise FileNotFoundError(f"outputs not written: {', '.join(missing)}")
+        for path, tmp, new in zip(paths, staging, written):
+            if path.is_dir():
+                os.replace(path, tmp / "previous")  # deleted with tmp, after the new one is in place
+            os.replace(new, path)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def write_text(path, text):
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        for tmp in staging:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_json(path, data):
-    """Write ``data`` as indented JSON to ``path`` atomically."""
-    write_text(path, json.dumps(data, indent=2) + "\n")
+    """Write ``data`` to ``path`` as indented JSON."""
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")

@@ -1,4 +1,4 @@
-"""Training: seeding, device choice, and the mini-batch loop over tensors kept on the device."""
+"""Training: seeding, and the mini-batch loop over tensors kept on the device."""
 
 import math
 import random
@@ -6,22 +6,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from dvclive import Live
 
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import accuracy
-from mnist_dnn.files import atomic_path
-from mnist_dnn.models import build_model
 from mnist_dnn.optimizers import build_optimizer
-
-DEVICE_ENV = "MNIST_DNN_DEVICE"
-
-
-def select_device(requested=None):
-    """``requested`` when given (e.g. ``cpu``), else CUDA when PyTorch sees a GPU, else CPU."""
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def seed_everything(seed):
@@ -37,21 +25,21 @@ class EpochLog:
     val_accuracy: float | None
 
 
-def fit(model, optimizer, train, val, epochs, batch_size, shuffle_seed, name="model"):
-    """Train ``model`` on ``train = (inputs, targets)``, yielding an EpochLog after each epoch.
+def fit(model, optimizer, train, val, hp, name="model"):
+    """Train ``model`` on ``train = (inputs, targets)`` for ``hp.epochs``, yielding an EpochLog after each epoch.
 
-    The data stays on its device; each epoch draws a seeded permutation (on the CPU, so the order is the
-    same on every device) and slices shuffled mini-batches from it. ``val=None`` skips validation.
+    The data stays on its device; each epoch draws a permutation seeded by ``hp.seed`` (on the CPU, so the order is
+    the same on every device) and slices ``hp.batch_size`` mini-batches from it. ``val=None`` skips validation.
     Raises UserError if the loss diverges.
     """
     inputs, targets = train
     n = len(inputs)
-    generator = torch.Generator().manual_seed(shuffle_seed)
-    for epoch in range(1, epochs + 1):
+    generator = torch.Generator().manual_seed(hp.seed)
+    for epoch in range(1, hp.epochs + 1):
         model.train()
         order = torch.randperm(n, generator=generator).to(inputs.device)
         loss_sum = torch.zeros((), device=inputs.device)
-        for batch in order.split(batch_size):
+        for batch in order.split(hp.batch_size):
             loss = F.cross_entropy(model(inputs[batch]), targets[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -64,39 +52,32 @@ def fit(model, optimizer, train, val, epochs, batch_size, shuffle_seed, name="mo
 
 
 def setup(spec, hp, opt, device):
-    """Seed by ``hp`` (TrainParams), then build ``spec``'s model on ``device`` and the ``opt`` optimizer."""
+    """Seed by ``hp`` (TrainParams), then build ``spec``'s model on ``device`` and the ``opt`` optimizer for it."""
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = hp.tf32
     seed_everything(hp.seed)
-    model = build_model(spec["hidden"], spec["init"], spec["dropout_p"]).to(device)
+    model = spec.build().to(device)
     return model, build_optimizer(opt.name, model.parameters(), opt.lr, **opt.hyperparameters)
 
 
-def train_variant(spec, hp, opt, train, val, device, on_epoch=None):
-    """Train a fresh model of ``spec`` with ``hp`` and optimizer ``opt``; return it and its list of EpochLogs.
+def train(spec, hp, opt, train, val, log_dir=None):
+    """Train a fresh model of ``spec`` (a ModelSpec) with ``hp`` and optimizer ``opt`` on the device of ``train``.
 
-    ``on_epoch(EpochLog)``, when given, is called after each epoch.
+    Returns the model and its list of EpochLogs. With ``log_dir``, each epoch's train loss and validation accuracy
+    are logged there with dvclive and printed.
     """
-    model, optimizer = setup(spec, hp, opt, device)
+    model, optimizer = setup(spec, hp, opt, train[0].device)
+    epochs = fit(model, optimizer, train, val, hp, spec.variant)
+    if log_dir is None:
+        return model, list(epochs)
+    from dvclive import Live  # only where logging happens: the engine imports without the DVC stack
+
     history = []
-    for log in fit(model, optimizer, train, val, hp.epochs, hp.batch_size, hp.seed, spec["variant"]):
-        history.append(log)
-        if on_epoch:
-            on_epoch(log)
-    return model, history
-
-
-def train_logged(spec, hp, opt, train, val, device, log_dir):
-    """``train_variant``, logging train loss and validation accuracy per epoch with dvclive into ``log_dir``.
-
-    The log appears in ``log_dir`` whole, once training has succeeded.
-    """
-    with atomic_path(log_dir, is_dir=True) as tmp, Live(str(tmp), dvcyaml=None, save_dvc_exp=False) as live:
-
-        def log_epoch(log):
+    with Live(str(log_dir), dvcyaml=None, save_dvc_exp=False) as live:
+        for log in epochs:
             live.step = log.epoch
             live.log_metric("train/loss", log.train_loss)
             live.log_metric("val/accuracy", log.val_accuracy)
             live.next_step()
             print(f"epoch {log.epoch:>3}: train loss {log.train_loss:.6f}, val accuracy {log.val_accuracy:.4f}")
-
-        return train_variant(spec, hp, opt, train, val, device, on_epoch=log_epoch)
+            history.append(log)
+    return model, history

@@ -7,7 +7,9 @@ from ruamel.yaml import YAML
 
 from mnist_dnn.config import Params, load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.reporting import optimizer_markdown, optimizer_table, read_accuracies, summary_table, to_markdown
+from mnist_dnn.markdown import optimizer_markdown, summary_markdown
+from mnist_dnn import metrics
+from mnist_dnn.tables import optimizer_table, summary_table
 
 PARAMS_PATH = Path(__file__).parents[1] / "params.yaml"
 COLUMNS = ["variant", "architecture", "init", "dropout", "lecture_accuracy", "reproduced_accuracy", "difference_pp"]
@@ -76,7 +78,7 @@ def test_summary_table_difference_in_percentage_points():
 
 
 def test_markdown_shows_percentages_and_signed_differences():
-    markdown = to_markdown(summary_table(PARAMS, ONE_SEED))
+    markdown = summary_markdown(summary_table(PARAMS, ONE_SEED))
     rows = markdown_rows(markdown)
     assert list(rows) == list(PARAMS.variants)
     assert rows["nn_xavier"]["lecture"] == "97.83%"
@@ -90,7 +92,7 @@ def test_markdown_shows_percentages_and_signed_differences():
 
 def test_variant_without_lecture_accuracy():
     table = summary_table(without_lecture_accuracy("dnn"), ONE_SEED)
-    row = markdown_rows(to_markdown(table))["dnn"]
+    row = markdown_rows(summary_markdown(table))["dnn"]
     assert row["lecture"] == "–"
     assert row["difference (pp)"] == "–"
     assert row["reproduced"] == "96.82%"
@@ -98,6 +100,10 @@ def test_variant_without_lecture_accuracy():
     assert records["dnn"]["lecture_accuracy"] is None
     assert records["dnn"]["difference_pp"] is None
     assert records["nn_xavier"]["lecture_accuracy"] == pytest.approx(0.9783)
+
+
+def read_accuracies(params, eval_dir, seeds_dir):
+    return metrics.read_accuracies(params.variants, params.extra_seeds, eval_dir, seeds_dir)
 
 
 def write_accuracy(path, accuracy):
@@ -140,7 +146,7 @@ def test_several_seeds_add_statistics_and_the_seed_noise_of_each_step():
     assert table.loc["nn_xavier", "mean"] == pytest.approx(ACCURACY["nn_xavier"])
     assert table.loc["nn_xavier", "std"] == pytest.approx(0.002)
     assert (table.loc["nn_xavier", "min"], table.loc["nn_xavier", "max"]) == pytest.approx((0.9775, 0.9815))
-    markdown = to_markdown(table.reset_index())
+    markdown = summary_markdown(table.reset_index())
     assert markdown_rows(markdown)["nn_xavier"]["mean ± std"] == "97.95 ± 0.20%"
     assert "## Seed noise (3 seeds per variant)" in markdown
     steps = markdown_rows(markdown.split("## Seed noise")[1])
@@ -152,7 +158,7 @@ def test_several_seeds_add_statistics_and_the_seed_noise_of_each_step():
 
 
 def test_one_seed_shows_no_seed_statistics():
-    markdown = to_markdown(summary_table(PARAMS, ONE_SEED))
+    markdown = summary_markdown(summary_table(PARAMS, ONE_SEED))
     assert "mean ± std" not in markdown and "Seed noise" not in markdown
 
 

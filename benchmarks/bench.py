@@ -1,10 +1,9 @@
 """Benchmark: the training engine against the lecture's own loop, and against the machine's GEMM rate.
 
-``python -m mnist_dnn.bench`` (or ``make bench``) after ``dvc repro prepare``; ``--help`` lists the options.
+``python benchmarks/bench.py`` (or ``make bench``) after ``dvc repro prepare``; ``--help`` lists the options.
 """
 
 import argparse
-import os
 import platform
 import statistics
 import time
@@ -18,6 +17,7 @@ from torchvision.datasets import MNIST
 
 from mnist_dnn import data, files, training
 from mnist_dnn.config import load_params
+from mnist_dnn.device import select_device
 
 
 def gemm_rate(device, n=2048, repeats=10):
@@ -77,15 +77,16 @@ def time_in_parts(run):
 
 def compare_variant(params, name, train, mnist, device, epochs):
     """Seconds of each epoch of the lecture's loop (over ``mnist``) and of the engine (over ``train``, the same
-    images as tensors), the engine's FLOPs per epoch (6 × parameters × images), and on the CPU ``time_in_parts``
-    of one more engine epoch."""
+    images as tensors), both with params.yaml's optimizer; the engine's FLOPs per epoch (6 × parameters × images);
+    and on the CPU ``time_in_parts`` of one more engine epoch."""
     spec, hp = params.model_spec(name), params.train
     engine_model, engine_optimizer = training.setup(spec, hp, params.optimizer, device)
-    lecture_model, _ = training.setup(spec, hp, params.optimizer, device)
-    lecture_optimizer = torch.optim.Adam(lecture_model.parameters(), lr=params.optimizer.lr)
+    lecture_model, lecture_optimizer = training.setup(spec, hp, params.optimizer, device)
     runs = {  # the lecture's loop validates nothing per epoch, so neither does the engine here
         "lecture": lecture_epochs(lecture_model, lecture_optimizer, mnist, hp.batch_size, device),
-        "engine": training.fit(engine_model, engine_optimizer, train, None, epochs + 1, hp.batch_size, hp.seed, name),
+        "engine": training.fit(
+            engine_model, engine_optimizer, train, None, hp.model_copy(update={"epochs": epochs + 1}), name
+        ),
     }
     seconds = seconds_per_epoch(runs, epochs)
     parts = time_in_parts(runs["engine"]) if device.type == "cpu" else {}  # CUDA runs asynchronously to the CPU
@@ -94,11 +95,12 @@ def compare_variant(params, name, train, mnist, device, epochs):
 
 def table_seconds(params, prepared_dir, device):
     """Wall seconds for the engine to train every variant for ``params.train.epochs``, as the pipeline does."""
-    train = data.load_for_model(Path(prepared_dir, "train.safetensors"), device)
-    val = data.load_for_model(Path(prepared_dir, "val.safetensors"), device)
+    train, val = data.load_splits(
+        Path(prepared_dir, "train.safetensors"), Path(prepared_dir, "val.safetensors"), device=device
+    )
     start = time.perf_counter()
     for name in params.variants:
-        training.train_variant(params.model_spec(name), params.train, params.optimizer, train, val, device)
+        training.train(params.model_spec(name), params.train, params.optimizer, train, val)
     return time.perf_counter() - start
 
 
@@ -112,7 +114,7 @@ def cpu_model():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m mnist_dnn.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--variants", nargs="+", help="variants to compare (default: all in params)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per loop and variant (the best is shown)")
@@ -123,7 +125,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
-    device = training.select_device(os.environ.get(training.DEVICE_ENV))
+    device = select_device()
     gemm = gemm_rate(device)
     print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, {cpu_model()}")
     print(f"fp32 GEMM 2048x2048: {gemm / 1e9:.1f} GFLOP/s")
@@ -170,7 +172,8 @@ def main(argv=None):
         results["table_seconds"] = table_seconds(params, args.prepared, device)
         print(f"whole table ({len(params.variants)} variants x {params.train.epochs} epochs): "
               f"{results['table_seconds']:.1f} s")
-    files.write_json(args.output, results)
+    with files.atomic_outputs(args.output) as (output,):
+        files.write_json(output, results)
     print(f"wrote {args.output}")
 
 

@@ -3,8 +3,6 @@
 import base64
 import html
 import io
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,29 +11,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from mnist_dnn import reporting
-from mnist_dnn.errors import UserError
+from mnist_dnn.tables import shown, summary_shown
 
 GALLERY_SIZE = 24  # misclassified digits shown per variant
 DIGIT_PIXELS = 56  # shown size of a digit, upscaled nearest-neighbour
 BLUE, RED = "31, 119, 180", "214, 39, 40"  # confusion cells: correct, wrong
-
-# The known keys of metrics/summary.json: header and format of a value (None shows as –), as in reporting.to_markdown.
-# Other keys follow them.
-SUMMARY_COLUMNS = {
-    "variant": ("variant", str),
-    "architecture": ("architecture", str),
-    "init": ("init", str),
-    "dropout": ("dropout", reporting.dropout_text),
-    "lecture_accuracy": ("lecture", reporting.percent),
-    "reproduced_accuracy": ("reproduced", reporting.percent),
-    "difference_pp": ("difference (pp)", reporting.difference_text),
-    "seeds": ("seeds", str),  # the seed statistics, when the summary has them
-    "mean": ("mean", reporting.percent),
-    "std": ("std (pp)", lambda s: f"{100 * s:.2f}"),
-    "min": ("min", reporting.percent),
-    "max": ("max", reporting.percent),
-}
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; color: #222; max-width: 1180px; margin: 2em auto; padding: 0 1em; }
@@ -59,40 +39,21 @@ figure { margin: 0; }
 """
 
 
-def read_summary(path):
-    """The records of the summary JSON at ``path``, one per variant, each with a ``variant`` key."""
-    try:
-        rows = json.loads(Path(path).read_text())
-        if not all("variant" in row for row in rows):
-            raise ValueError("a record has no variant")
-    except (OSError, ValueError, TypeError) as err:
-        raise UserError(f"{path}: cannot read the summary ({err}); run `dvc repro summarize`") from None
-    return rows
-
-
-def summary_html(rows):
-    """The summary records as an HTML table: the known columns first, formatted, then any others as they come."""
-    known = [k for k in SUMMARY_COLUMNS if any(k in row for row in rows)]
-    keys = known + list(dict.fromkeys(k for row in rows for k in row if k not in SUMMARY_COLUMNS))
-    align = {k: ' class="num"' if any(isinstance(row.get(k), (int, float)) for row in rows) else "" for k in keys}
-    header = "".join(f"<th{align[k]}>{html.escape(_header(k))}</th>" for k in keys)
+def table_html(table, headers=None):
+    """``table`` formatted by its column definitions, as an HTML table; numbers right-aligned."""
+    text, numeric = shown(table, headers)
+    align = {h: ' class="num"' if h in numeric else "" for h in text.columns}
+    header = "".join(f"<th{align[h]}>{html.escape(h)}</th>" for h in text.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td{align[k]}>{html.escape(_cell(k, row.get(k)))}</td>" for k in keys) + "</tr>\n"
-        for row in rows
+        "<tr>" + "".join(f"<td{align[h]}>{html.escape(cell)}</td>" for h, cell in row.items()) + "</tr>\n"
+        for _, row in text.iterrows()
     )
     return f"<table>\n<tr>{header}</tr>\n{body}</table>"
 
 
-def _header(key):
-    return SUMMARY_COLUMNS[key][0] if key in SUMMARY_COLUMNS else key.replace("_", " ")
-
-
-def _cell(key, value):
-    if value is None:
-        return "–"
-    if key in SUMMARY_COLUMNS:
-        return SUMMARY_COLUMNS[key][1](value)
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def summary_html(rows):
+    """The summary records (metrics/summary.json) as an HTML table."""
+    return table_html(summary_shown(pd.DataFrame(rows)))
 
 
 def line_chart(curves, column, title, ylabel, scale=1, yscale="linear"):

@@ -1,0 +1,33 @@
+"""The result tables as Markdown: the summary with the lecture's story and seed noise, and the optimizer study."""
+
+from mnist_dnn.tables import optimizer_headers, percent, seed_noise_table, shown, summary_shown
+
+
+def table_markdown(table, headers=None):
+    """``table`` formatted by its column definitions, as a Markdown table."""
+    text, _ = shown(table, headers)
+    return text.to_markdown(index=False, disable_numparse=True)
+
+
+def summary_markdown(table):
+    """The summary as Markdown, accuracies in percent, the lecture's story retold, and the seed noise if measured."""
+    story = " → ".join(percent(a) for a in table["reproduced_accuracy"])
+    text = (
+        "# MNIST: the lecture's table, reproduced\n\n"
+        + table_markdown(summary_shown(table))
+        + f"\n\nReproduced, in the lecture's order: {story}.\n"
+    )
+    if "mean" not in table:
+        return text
+    return text + (
+        f"\n## Seed noise ({table['seeds'].iloc[0]} seeds per variant)\n\n"
+        "Each step of the lecture's story, reproduced as the difference of mean test accuracies over the seeds; "
+        "it is beyond the noise when larger than two standard errors of that difference.\n\n"
+        + table_markdown(seed_noise_table(table))
+        + "\n"
+    )
+
+
+def optimizer_markdown(table, study):
+    """The optimizer comparison as Markdown."""
+    return f"# The lecture's optimizers on {study.variant}\n\n" + table_markdown(table, optimizer_headers(study)) + "\n"
