@@ -5,7 +5,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from mnist_dnn.config import load_params
-from mnist_dnn.errors import UserError, run_stage
+from mnist_dnn.errors import UserError
 
 PARAMS = Path(__file__).parents[1] / "params.yaml"
 VARIANTS = ["softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout"]
@@ -141,33 +141,6 @@ def test_yaml_read_as_yaml_1_2(tmp_path, text, section, key, expected):
     value = getattr(getattr(load_params(path), section), key)
     assert value == expected
     assert type(value) is type(expected)
-
-
-def test_run_stage_turns_user_error_into_one_line_and_exit_1(capsys):
-    def main():
-        raise UserError("something is wrong")
-
-    with pytest.raises(SystemExit) as info:
-        run_stage(main)
-    assert info.value.code == 1
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err == "error: something is wrong\n"
-
-
-def test_run_stage_passes_args_and_returns_normally(capsys):
-    calls = []
-    run_stage(lambda *args: calls.append(args), 1, "two")
-    assert calls == [(1, "two")]
-    assert capsys.readouterr().err == ""
-
-
-def test_run_stage_lets_other_errors_through():
-    def main():
-        raise ValueError("a bug")
-
-    with pytest.raises(ValueError):
-        run_stage(main)
 
 
 @pytest.mark.parametrize("variant, expected", [("nope", "not a variant: nope"), ("dnn_dropout", "uses dropout")])

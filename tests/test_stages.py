@@ -100,7 +100,7 @@ def test_bad_input_stops_the_stage_with_one_line_and_writes_nothing(workspace, r
     if edit:
         edit_params(workspace, *edit)
     result = run_stage(*command)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.startswith(f"error: {expected}")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert written(workspace) == []
@@ -111,7 +111,7 @@ def test_corrupt_prepared_data_stops_training(workspace, run_stage, split):
     path = workspace / f"data/prepared/{split}.safetensors"
     path.write_bytes(path.read_bytes()[:1000])
     result = run_stage("train", "softmax")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.startswith(f"error: data/prepared/{split}.safetensors: cannot load data split")
     assert result.stderr.count("\n") == 1
     assert written(workspace) == []
