@@ -201,7 +201,7 @@ run_stage(download_mnist, "out", [sys.argv[1]])
 
 
 def gzip_bomb(size):
-    """A valid .gz of ``size`` zero bytes (a multiple of 1 MiB), built from one repeated deflate block: ~1 KB per MiB."""
+    """A valid .gz of ``size`` zero bytes (a multiple of 1 MiB) made of one repeated deflate block: ~1 KB per MiB."""
     zeros = bytes(2**20)
     deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     block = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)  # a full flush makes every block alike

@@ -430,7 +430,8 @@ def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path, monk
 def test_the_largest_image_accepted_is_predicted_within_the_memory_cap(tmp_path, model_file, run_capped):
     side = math.isqrt(predict.MAX_PIXELS)
     image = Image.new("RGBA", (side, side), (0, 0, 0, 0))
-    ImageDraw.Draw(image).ellipse((side // 4, side // 8, 3 * side // 4, 7 * side // 8), outline="black", width=side // 10)
+    ring = (side // 4, side // 8, 3 * side // 4, 7 * side // 8)
+    ImageDraw.Draw(image).ellipse(ring, outline="black", width=side // 10)
     path = save(image, tmp_path / "large.png", "PNG")
     code = "from mnist_dnn.cli import main; main()"
     result = run_capped(code, "predict", "--model", model_file[1], "--image", path, "--json")

@@ -124,7 +124,7 @@ def fetch_verified(name, sha256, size, mirrors):
 
 
 def download_mnist(root, mirrors, files=FILES):
-    """Write the verified IDX files (``files``: name → (SHA-256, size)) under ``root/MNIST/raw``, as torchvision reads."""
+    """Write the verified IDX ``files`` (name → (SHA-256, size)) under ``root/MNIST/raw``, as torchvision reads."""
     with atomic_path(root, is_dir=True) as tmp:
         raw = tmp / "MNIST" / "raw"
         raw.mkdir(parents=True)
