@@ -1,13 +1,11 @@
 """DVC stage `evaluate@<variant>`: test metrics and the confusion-matrix data of one trained variant."""
 
-import argparse
-
 import pandas as pd
 
 from mnist_dnn import data, files
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
-from mnist_dnn.errors import UserError, run_stage
+from mnist_dnn.errors import ArgumentParser, UserError, run_stage
 from mnist_dnn.evaluation import evaluate
 from mnist_dnn.models import ModelSpec
 
@@ -32,7 +30,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("variant", help="a variant of params.yaml")
     parser.add_argument("--model", required=True, help="the variant's weights")
     parser.add_argument("--test", required=True, help="test split")

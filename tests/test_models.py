@@ -200,7 +200,7 @@ SMALL = ModelSpec(variant="v", hidden=(8,), init="normal")
     "spec_json, expected",
     [
         pytest.param('{"variant": "v", "hidden": [1500000], "init": "normal", "dropout_p": 0.0}',
-                     "metadata spec: 1,192,500,010 parameters, over the limit", id="huge_hidden"),
+                     "metadata hidden: 1,192,500,010 parameters, over the 50,000,000 allowed", id="huge_hidden"),
         pytest.param('{"variant": "v", "init": "normal", "dropout_p": 0.0}', "metadata hidden: Field required",
                      id="missing_key"),
         pytest.param('{"variant": "../../escape", "hidden": [8], "init": "normal"}', "metadata variant: String should",
@@ -253,5 +253,5 @@ def test_non_finite_weights_are_refused(tmp_path, bad):
 
 
 def test_a_spec_over_the_parameter_limit_cannot_be_made():
-    with pytest.raises(ValueError, match="over the limit"):
+    with pytest.raises(ValueError, match="over the 50,000,000 allowed"):
         ModelSpec(variant="v", hidden=(100_000_000,), init="normal")

@@ -82,7 +82,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=777, help="seed of --random (default: 777)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
-    run_stage(run_predict, args, exit_code=2)
+    run_stage(run_predict, args)
 
 
 if __name__ == "__main__":

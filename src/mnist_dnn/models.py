@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -15,10 +15,19 @@ from mnist_dnn.errors import UserError
 IN_FEATURES = 28 * 28
 NUM_CLASSES = 10
 METADATA_KEY = "mnist_dnn.spec"
-NAME_PATTERN = r"^[a-z][a-z0-9_]*$"  # variant and optimizer names: they become file names
-MAX_LAYERS = 32
-MAX_PARAMETERS = 2**25  # 128 MiB of float32 weights; the lecture's largest model has 1.2 million
+NAME_PATTERN = r"[a-z][a-z0-9_]{0,63}"  # variant and optimizer names: they become file and stage names
+MAX_LAYERS = 64
+MAX_PARAMETERS = 50_000_000  # 200 MB of fp32 weights; training holds ~4 times that (gradients, Adam's moments)
 MAX_METADATA_BYTES = 4096
+
+
+def check_size(hidden):
+    """``hidden`` if a model of those hidden widths has at most MAX_PARAMETERS weights and biases, else ValueError."""
+    widths = [IN_FEATURES, *hidden, NUM_CLASSES]
+    parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
+    if parameters > MAX_PARAMETERS:
+        raise ValueError(f"{parameters:,} parameters, over the {MAX_PARAMETERS:,} allowed")
+    return hidden
 
 
 def _init_normal(linear):
@@ -50,22 +59,10 @@ class ModelSpec(BaseModel):
     """What builds one variant's model: 784 → hidden… → 10 MLP with ReLU, ``init``, dropout after each hidden layer."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-    variant: str = Field(pattern=NAME_PATTERN, max_length=64)
-    hidden: tuple[Annotated[int, Field(ge=1)], ...] = Field(max_length=MAX_LAYERS)
+    variant: str = Field(pattern=f"^{NAME_PATTERN}$")
+    hidden: Annotated[tuple[Annotated[int, Field(ge=1)], ...], Field(max_length=MAX_LAYERS), AfterValidator(check_size)]
     init: Literal["normal", "xavier_uniform"]
     dropout_p: float = Field(default=0.0, ge=0, lt=1)
-
-    @model_validator(mode="after")
-    def _not_too_large(self):
-        if self.parameter_count > MAX_PARAMETERS:
-            raise ValueError(f"{self.parameter_count:,} parameters, over the limit of {MAX_PARAMETERS:,}")
-        return self
-
-    @property
-    def parameter_count(self):
-        """Weights and biases of the model, counted from its widths without building it."""
-        widths = [IN_FEATURES, *self.hidden, NUM_CLASSES]
-        return sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(widths, widths[1:]))
 
     @property
     def architecture(self):
