@@ -1,13 +1,12 @@
 """DVC stage `compare_optimizers`: the optimizer study as a table and a validation-accuracy plot."""
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
 
 from mnist_dnn import files, metrics, tables
 from mnist_dnn.config import load_params
-from mnist_dnn.errors import run_stage
+from mnist_dnn.errors import ArgumentParser, run_stage
 from mnist_dnn.markdown import optimizer_markdown
 
 
@@ -32,7 +31,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--results", required=True, help="folder of the optimizers@<name> stages' outputs")
     parser.add_argument("--markdown", required=True, help="Markdown table to write")
     parser.add_argument("--json", required=True, help="JSON table to write")

@@ -1,10 +1,9 @@
 """DVC stage `download`: the four MNIST files, verified, into the layout torchvision reads (<raw>/MNIST/raw)."""
 
-import argparse
 import os
 
 from mnist_dnn import download
-from mnist_dnn.errors import run_stage
+from mnist_dnn.errors import ArgumentParser, run_stage
 
 
 def main(args):
@@ -12,6 +11,6 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("raw", help="folder to write")
     run_stage(main, parser.parse_args())

@@ -1,21 +1,25 @@
 """DVC stage `evaluate@<variant>`: test metrics and the confusion-matrix data of one trained variant."""
 
-import argparse
-
 import pandas as pd
 
 from mnist_dnn import data, files
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
-from mnist_dnn.errors import run_stage
+from mnist_dnn.errors import ArgumentParser, UserError, run_stage
 from mnist_dnn.evaluation import evaluate
 from mnist_dnn.models import ModelSpec
 
 
 def main(args):
-    load_params().variant(args.variant)
+    expected = load_params().model_spec(args.variant)
     device = select_device()
-    model, _ = ModelSpec.load(args.model)
+    model, spec = ModelSpec.load(args.model)
+    if spec != expected:
+        raise UserError(
+            f"{args.model}: holds {spec.variant} ({spec.architecture}, {spec.init}, dropout {spec.dropout_p:g}), not "
+            f"{expected.variant} as params.yaml has it ({expected.architecture}, {expected.init}, dropout "
+            f"{expected.dropout_p:g}); run `dvc repro train@{expected.variant}`"
+        )
     (inputs, targets), = data.load_splits(args.test, device=device)
     metrics, predicted = evaluate(model.to(device), inputs, targets)
     confusion = pd.DataFrame({"actual": targets.cpu().numpy(), "predicted": predicted.cpu().numpy()})
@@ -26,7 +30,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("variant", help="a variant of params.yaml")
     parser.add_argument("--model", required=True, help="the variant's weights")
     parser.add_argument("--test", required=True, help="test split")

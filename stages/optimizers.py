@@ -1,12 +1,11 @@
 """DVC stage `optimizers@<name>`: train the optimizer study's variant with one optimizer; test it."""
 
-import argparse
 import time
 
 from mnist_dnn import data, files, training
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
-from mnist_dnn.errors import run_stage
+from mnist_dnn.errors import ArgumentParser, run_stage
 from mnist_dnn.evaluation import evaluate
 
 
@@ -29,7 +28,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("name", help="an entry of params.yaml's optimizer_study.optimizers")
     parser.add_argument("--train", required=True, help="training split")
     parser.add_argument("--val", required=True, help="validation split")

@@ -1,10 +1,8 @@
 """DVC stage `prepare`: split validation off the training set; save uint8 tensors for each split."""
 
-import argparse
-
 from mnist_dnn import data, files
 from mnist_dnn.config import load_params
-from mnist_dnn.errors import run_stage
+from mnist_dnn.errors import ArgumentParser, run_stage
 
 
 def main(args):
@@ -20,7 +18,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("raw", help="MNIST as the download stage writes it")
     parser.add_argument("train", help="training split to write")
     parser.add_argument("val", help="validation split to write")

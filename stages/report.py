@@ -1,10 +1,9 @@
 """DVC stage `report`: one offline HTML page of the summary, training curves, confusion matrices and mistakes."""
 
-import argparse
 from pathlib import Path
 
 from mnist_dnn import data, files, metrics
-from mnist_dnn.errors import UserError, run_stage
+from mnist_dnn.errors import ArgumentParser, UserError, run_stage
 from mnist_dnn.html_report import build_report
 
 
@@ -27,7 +26,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--summary", required=True, help="the summarize stage's JSON")
     parser.add_argument("--train-logs", required=True, help="folder of the train@<variant> stages' dvclive logs")
     parser.add_argument("--confusion", required=True, help="folder of the evaluate@<variant> stages' confusion CSVs")

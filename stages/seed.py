@@ -1,11 +1,9 @@
 """DVC stage `seed@<variant>-<seed>`: train one variant with one of `extra_seeds`, and test it (seed noise)."""
 
-import argparse
-
 from mnist_dnn import data, files, training
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
-from mnist_dnn.errors import UserError, run_stage
+from mnist_dnn.errors import ArgumentParser, UserError, run_stage
 from mnist_dnn.evaluation import evaluate
 
 
@@ -27,7 +25,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("variant", help="a variant of params.yaml")
     parser.add_argument("seed", type=int, help="one of params.yaml's extra_seeds")
     parser.add_argument("--train", required=True, help="training split")

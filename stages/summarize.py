@@ -1,10 +1,8 @@
 """DVC stage `summarize`: the lecture's table next to the reproduced one (Markdown and JSON)."""
 
-import argparse
-
 from mnist_dnn import files, metrics, tables
 from mnist_dnn.config import load_params
-from mnist_dnn.errors import run_stage
+from mnist_dnn.errors import ArgumentParser, run_stage
 from mnist_dnn.markdown import summary_markdown
 
 
@@ -20,7 +18,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--eval", required=True, help="folder of evaluate@<variant> metrics")
     parser.add_argument("--seeds", required=True, help="folder of seed@<variant>-<seed> metrics")
     parser.add_argument("--markdown", required=True, help="Markdown summary to write")

@@ -1,11 +1,9 @@
 """DVC stage `train@<variant>`: train one variant; write its weights and its dvclive training log."""
 
-import argparse
-
 from mnist_dnn import data, files, training
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
-from mnist_dnn.errors import run_stage
+from mnist_dnn.errors import ArgumentParser, run_stage
 
 
 def main(args):
@@ -20,7 +18,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("variant", help="a variant of params.yaml")
     parser.add_argument("--train", required=True, help="training split")
     parser.add_argument("--val", required=True, help="validation split")

@@ -2,10 +2,12 @@ import io
 from pathlib import Path
 
 import pytest
+import torch
 from ruamel.yaml import YAML
 
-from mnist_dnn.config import load_params
-from mnist_dnn.errors import UserError, run_stage
+from mnist_dnn.config import MAX_YAML_NODES, load_params, quote
+from mnist_dnn.models import MAX_PARAMETERS
+from mnist_dnn.errors import UserError
 
 PARAMS = Path(__file__).parents[1] / "params.yaml"
 VARIANTS = ["softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout"]
@@ -144,33 +146,6 @@ def test_yaml_read_as_yaml_1_2(tmp_path, text, section, key, expected):
     assert type(value) is type(expected)
 
 
-def test_run_stage_turns_user_error_into_one_line_and_exit_1(capsys):
-    def main():
-        raise UserError("something is wrong")
-
-    with pytest.raises(SystemExit) as info:
-        run_stage(main)
-    assert info.value.code == 1
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err == "error: something is wrong\n"
-
-
-def test_run_stage_passes_args_and_returns_normally(capsys):
-    calls = []
-    run_stage(lambda *args: calls.append(args), 1, "two")
-    assert calls == [(1, "two")]
-    assert capsys.readouterr().err == ""
-
-
-def test_run_stage_lets_other_errors_through():
-    def main():
-        raise ValueError("a bug")
-
-    with pytest.raises(ValueError):
-        run_stage(main)
-
-
 @pytest.mark.parametrize("variant, expected", [("nope", "not a variant: nope"), ("dnn_dropout", "uses dropout")])
 def test_optimizer_study_trains_an_existing_variant_without_dropout(tmp_path, variant, expected):
     raw = real_params()
@@ -187,10 +162,138 @@ def test_unknown_optimizer_study_entry_names_the_known_ones():
 
 
 @pytest.mark.parametrize(
-    "seeds, expected", [([-1], "distinct and >= 0"), ([1, 1], "distinct and >= 0"), ([777], "777 is train.seed")]
+    "seeds, expected",
+    [([-1], "greater than or equal to 0"), ([1, 1], "distinct, got \\[1, 1\\]"), ([777], "777 is train.seed")],
 )
 def test_extra_seeds_must_be_new_distinct_seeds(tmp_path, seeds, expected):
     raw = real_params()
     raw["extra_seeds"] = seeds
-    with pytest.raises(UserError, match=rf"params.yaml: extra_seeds: .*{expected}"):
+    with pytest.raises(UserError, match=rf"params.yaml: extra_seeds(.0)?: .*{expected}"):
         load_params(write_params(tmp_path / "params.yaml", raw))
+
+
+# ---- hostile params: bounded time and memory, bounded messages, names that stay names ------------------------
+
+BILLION_LAUGHS = "\n".join(
+    ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    + ["extra_seeds: *a9"]
+) + "\n"
+
+
+def test_billion_laughs_is_refused_in_one_short_line_within_the_caps(tmp_path, run_capped):
+    (tmp_path / "params.yaml").write_text(BILLION_LAUGHS)  # 10**10 strings once its aliases are expanded
+    assert len(BILLION_LAUGHS) < 3000
+    code = "from mnist_dnn.config import load_params; from mnist_dnn.errors import run_stage; run_stage(load_params)"
+    result = run_capped(code)
+    assert result.returncode == 2
+    assert result.stderr == f"error: params.yaml: its aliases expand it to more than {MAX_YAML_NODES} YAML nodes\n"
+
+
+@pytest.mark.parametrize("text", ["a: &a [*a]\n", "a: &a {b: *a}\n"], ids=["sequence", "mapping"])
+def test_a_recursive_alias_is_refused(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match="aliases expand it to more than"):
+        load_params(path)
+
+
+def test_aliases_within_the_budget_still_work(tmp_path):
+    text = PARAMS.read_text().replace("hidden: [512, 512, 512, 512]", "hidden: &deep [512, 512, 512, 512]", 1)
+    text = text.replace("hidden: [512, 512, 512, 512]", "hidden: *deep")
+    assert "&deep" in text and "*deep" in text
+    (tmp_path / "params.yaml").write_text(text)
+    assert load_params(tmp_path / "params.yaml") == load_params(PARAMS)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("extra_seeds", list(range(5, 100_005))),
+    ("keep_prob", "x" * 1_000_000),
+    ("train.epochs", {"k" * 1000: ["v" * 1000] * 1000}),
+    ("optimizer.betas", [0.9, 10.0**300]),
+])
+def test_an_error_quotes_at_most_80_characters_of_the_input(tmp_path, key, value):
+    raw = real_params()
+    set_key(raw, key, value)
+    if key == "extra_seeds":
+        value.append(5)  # a duplicate, so that the list itself is refused
+    with pytest.raises(UserError) as info:
+        load_params(write_params(tmp_path / "params.yaml", raw))
+    message = str(info.value)
+    assert "\n" not in message
+    assert len(message) < len(str(tmp_path / "params.yaml")) + 250
+
+
+@pytest.mark.parametrize("key, name", [
+    ("variants", "../../escape"),
+    ("variants", "Softmax"),
+    ("variants", "a" * 65),
+    ("optimizer_study.optimizers", "../adam"),
+    ("optimizer_study.optimizers", "ad am"),
+])
+def test_names_that_are_not_plain_names_are_refused(tmp_path, key, name):
+    raw = real_params()
+    *parents, last = key.split(".")
+    node = raw
+    for part in parents:
+        node = node[part]
+    node[last][name] = next(iter(node[last].values()))
+    with pytest.raises(UserError) as info:
+        load_params(write_params(tmp_path / "params.yaml", raw))
+    assert str(info.value).endswith(
+        f"params.yaml: {key}: {quote(name)} is not a name: up to 64 lowercase letters, digits and _, a letter first"
+    )
+
+
+def test_the_optimizer_study_variant_must_be_a_name(tmp_path):
+    raw = real_params()
+    raw["optimizer_study"]["variant"] = "../../x"
+    with pytest.raises(UserError, match=r"optimizer_study.variant: '../../x' is not a name"):
+        load_params(write_params(tmp_path / "params.yaml", raw))
+
+
+@pytest.mark.parametrize("key", ["train.seed", "data.split_seed"])
+def test_a_seed_torch_cannot_take_is_refused(tmp_path, key):
+    raw = real_params()
+    set_key(raw, key, 2**64)
+    with pytest.raises(UserError, match=rf"params.yaml: {key}: Input should be less than 18446744073709551616"):
+        load_params(write_params(tmp_path / "params.yaml", raw))
+    set_key(raw, key, 2**64 - 1)  # the largest seed is fine, and torch takes it
+    section, name = key.split(".")
+    params = load_params(write_params(tmp_path / "params.yaml", raw))
+    torch.Generator().manual_seed(getattr(getattr(params, section), name))
+
+
+def test_an_extra_seed_torch_cannot_take_is_refused(tmp_path):
+    raw = real_params()
+    raw["extra_seeds"] = [1, 2**64]
+    with pytest.raises(UserError, match=r"params.yaml: extra_seeds.1: Input should be less than 18446744073709551616"):
+        load_params(write_params(tmp_path / "params.yaml", raw))
+
+
+@pytest.mark.parametrize("switch", ["foreach", "fused", "capturable", "differentiable"])
+def test_optimizer_implementation_switches_are_refused(tmp_path, switch):
+    raw = real_params()
+    raw["optimizer"][switch] = True
+    with pytest.raises(UserError) as info:
+        load_params(write_params(tmp_path / "params.yaml", raw))
+    assert str(info.value).endswith(
+        f"params.yaml: optimizer: {switch}: chooses how PyTorch runs the step, not what it computes; the engine sets it"
+    )
+
+
+@pytest.mark.parametrize("hidden, expected", [
+    ([100_000_000], "variants.dnn.hidden.0: Input should be less than or equal to 65536"),
+    # (784 + 1) * 65536 + (65536 + 1) * 1024 + (1024 + 1) * 10 weights and biases
+    ([65_536, 1024], "variants.dnn.hidden: 118,565,898 parameters, over the 50,000,000 allowed"),
+    ([8] * 65, "variants.dnn.hidden: List should have at most 64 items"),
+])
+def test_a_model_too_large_to_build_is_refused_at_validation(tmp_path, run_capped, hidden, expected):
+    raw = real_params()
+    raw["variants"]["dnn"]["hidden"] = hidden
+    write_params(tmp_path / "params.yaml", raw)
+    code = "from mnist_dnn.config import load_params; from mnist_dnn.errors import run_stage; run_stage(load_params)"
+    result = run_capped(code)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: params.yaml: {expected}") and result.stderr.count("\n") == 1
+

@@ -7,7 +7,7 @@ from torch import nn
 
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import Dropout, ModelSpec
+from mnist_dnn.models import METADATA_KEY, Dropout, ModelSpec
 
 PARAMS = load_params(Path(__file__).parents[1] / "params.yaml")
 
@@ -184,3 +184,74 @@ def test_load_rejects_non_model_file(tmp_path, write):
 def test_load_missing_file_is_user_error(tmp_path):
     with pytest.raises(UserError):
         ModelSpec.load(tmp_path / "absent.safetensors")
+
+
+def write_model_file(path, state, spec_json):
+    """A safetensors file with ``state`` and ``spec_json`` as its mnist_dnn metadata, however wrong either is."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in state.items()}, path, metadata={METADATA_KEY: spec_json})
+
+
+SMALL = ModelSpec(variant="v", hidden=(8,), init="normal")
+
+
+@pytest.mark.parametrize(
+    "spec_json, expected",
+    [
+        pytest.param('{"variant": "v", "hidden": [1500000], "init": "normal", "dropout_p": 0.0}',
+                     "metadata hidden: 1,192,500,010 parameters, over the 50,000,000 allowed", id="huge_hidden"),
+        pytest.param('{"variant": "v", "init": "normal", "dropout_p": 0.0}', "metadata hidden: Field required",
+                     id="missing_key"),
+        pytest.param('{"variant": "../../escape", "hidden": [8], "init": "normal"}', "metadata variant: String should",
+                     id="path_in_variant"),
+        pytest.param('{"variant": "v\\u001b[31m", "hidden": [8], "init": "normal"}', "metadata variant: String should",
+                     id="terminal_escape_in_variant"),
+        pytest.param('{"variant": "v", "hidden": [8], "init": "normal", "x": "' + "a" * 5000 + '"}',
+                     "5,0", id="oversized_metadata"),
+    ],
+)
+def test_metadata_is_checked_before_any_model_is_built(tmp_path, monkeypatch, spec_json, expected):
+    built = []
+    monkeypatch.setattr(ModelSpec, "build", lambda self: built.append(self))
+    path = tmp_path / "m.safetensors"
+    write_model_file(path, {"0.weight": torch.zeros(8, 784)}, spec_json)
+    with pytest.raises(UserError) as info:
+        ModelSpec.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not a mnist_dnn model file") and expected in message
+    assert "\n" not in message and "\x1b" not in message and len(message) < 300
+    assert built == []
+
+
+def test_tensor_shapes_are_checked_against_the_metadata_from_the_header(tmp_path):
+    state = SMALL.build().state_dict()
+    state["0.weight"] = torch.zeros(9, 784)
+    path = tmp_path / "m.safetensors"
+    write_model_file(path, state, SMALL.model_dump_json())
+    with pytest.raises(UserError, match=r"'0\.weight': F32 \[9, 784\], expected F32 \[8, 784\]"):
+        ModelSpec.load(path)
+
+
+def test_weights_of_another_dtype_are_refused(tmp_path):
+    state = {k: v.double() for k, v in SMALL.build().state_dict().items()}
+    path = tmp_path / "m.safetensors"
+    write_model_file(path, state, SMALL.model_dump_json())
+    with pytest.raises(UserError, match=r"'0\.bias': F64 \[8\], expected F32 \[8\]"):
+        ModelSpec.load(path)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(tmp_path, bad):
+    model = SMALL.build()
+    with torch.no_grad():
+        model[2].weight[3, 4] = bad
+    path = tmp_path / "m.safetensors"
+    SMALL.save(model, path)
+    with pytest.raises(UserError, match=r"weights are not finite \(NaN or infinity in 2\.weight\)"):
+        ModelSpec.load(path)
+
+
+def test_a_spec_over_the_parameter_limit_cannot_be_made():
+    with pytest.raises(ValueError, match="over the 50,000,000 allowed"):
+        ModelSpec(variant="v", hidden=(100_000_000,), init="normal")

@@ -1,12 +1,14 @@
+import gzip
 import json
 import math
 import random
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFile
 from torch import nn
 
 from mnist_dnn import predict
@@ -219,12 +221,16 @@ def test_to_mnist_gives_the_same_digit_whatever_the_paper_and_polarity(paper, in
     assert (dark_on_light - other).abs().max() <= 1
 
 
-@pytest.mark.parametrize("colour", [0, 255])
-def test_to_mnist_of_a_blank_image_is_all_zeros(colour):
-    result = predict.to_mnist(Image.new("L", (300, 400), colour))
-    assert result.shape == (28, 28)
-    assert result.dtype == torch.uint8
-    assert (result == 0).all()
+@pytest.mark.parametrize("colour", [0, 128, 255])
+def test_to_mnist_finds_no_digit_in_a_blank_image(colour):
+    with pytest.raises(UserError, match="^no digit found"):
+        predict.to_mnist(Image.new("L", (300, 400), colour))
+
+
+def test_to_mnist_finds_no_digit_in_faint_noise_on_blank_paper():
+    paper = np.random.default_rng(0).integers(235, 256, (400, 300), dtype=np.uint8)  # JPEG-like noise, no ink
+    with pytest.raises(UserError, match="^no digit found"):
+        predict.to_mnist(Image.fromarray(paper))
 
 
 # ---- top_k and terminal_art -------------------------------------------------------------------------------
@@ -334,6 +340,7 @@ def test_predict_random_is_seeded(workdir, capsys):
 @pytest.mark.parametrize("args, remove, fragment", [
     pytest.param(["--index", "99"], None, "--index 99", id="index_out_of_range"),
     pytest.param(["--variant", "nope"], None, "models/nope.safetensors", id="unknown_variant"),
+    pytest.param(["--variant", "../../x"], None, "'../../x': not a variant name", id="variant_leaving_models"),
     pytest.param(["--index", "0"], "metrics/summary.json", "metrics/summary.json", id="no_summary"),
     pytest.param(["--index", "0"], "data/prepared/test.safetensors", "data/prepared/test.safetensors",
                  id="no_test_split"),
@@ -357,3 +364,87 @@ def test_predict_own_image_has_no_label(workdir, tmp_path, capsys):
     assert result["source"] == str(path)
     assert result["label"] is None
     assert result["variant"] == "tiny"
+
+
+def test_predict_refuses_a_blank_image_with_exit_2(workdir, tmp_path, capsys):
+    path = save(Image.new("RGB", (300, 400), "white"), tmp_path / "blank.png", "PNG")
+    err = expect_cli_error(capsys, "--image", str(path))
+    assert err == "error: no digit found: the image is blank, or of one flat colour\n"
+
+
+# ---- honest images of real digits: the same 28×28 input however the file encodes them ---------------------
+
+MNIST_TEST_IMAGES = Path(__file__).resolve().parents[2] / "shared/mnist/t10k-images-idx3-ubyte.gz"
+
+
+def mnist_test_digits(n=50):
+    """The first ``n`` MNIST test digits as uint8 arrays, light on dark, read from ../shared/mnist."""
+    assert MNIST_TEST_IMAGES.exists(), f"{MNIST_TEST_IMAGES} missing: put the MNIST files in ../shared/mnist"
+    with gzip.open(MNIST_TEST_IMAGES) as f:
+        data = f.read(16 + n * 28 * 28)
+    return np.frombuffer(data, np.uint8, offset=16).reshape(n, 28, 28)
+
+
+def black_ink_on_white(digit):
+    return Image.fromarray(255 - digit)
+
+
+def black_ink_on_transparent(digit, mode):
+    """The digit as black ink whose opacity is the digit's intensity, on a fully transparent canvas."""
+    black = np.zeros_like(digit)
+    bands = [black, digit] if mode == "LA" else [black, black, black, digit]
+    return Image.fromarray(np.stack(bands, axis=-1), mode)
+
+
+def sixteen_bit(digit):
+    """The black-on-white digit in 16-bit greyscale: each 8-bit level v is 257·v (255 → 65535)."""
+    return Image.fromarray((255 - digit.astype(np.uint16)) * 257)
+
+
+@pytest.mark.parametrize("encode", [partial(black_ink_on_transparent, mode="RGBA"),
+                                    partial(black_ink_on_transparent, mode="LA"), sixteen_bit],
+                         ids=["rgba_ink_on_transparent", "la_ink_on_transparent", "16_bit_greyscale"])
+def test_an_honest_encoding_of_a_digit_gives_the_same_input_as_8_bits(tmp_path, encode):
+    for i, digit in enumerate(mnist_test_digits()):
+        reference = predict.to_mnist(predict.load_image(save(black_ink_on_white(digit), tmp_path / "8bit.png", "PNG")))
+        path = save(encode(digit), tmp_path / f"{i}.png", "PNG")
+        with Image.open(path) as image:
+            assert image.mode in ("RGBA", "LA", "I;16")  # the file really is what this test says it is
+        result = predict.to_mnist(predict.load_image(path))
+        assert (result.int() - reference.int()).abs().max() <= 1, f"test digit {i}"
+
+
+# ---- memory: every image predict accepts is decoded within a fixed budget ---------------------------------
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path, monkeypatch):
+    path = save(Image.new("L", (5000, 4000), 255), tmp_path / "huge.png", "PNG")  # 20 Mpx of white: a small file
+    assert path.stat().st_size < predict.MAX_IMAGE_BYTES and 5000 * 4000 < Image.MAX_IMAGE_PIXELS
+
+    def refuse_to_decode(self):
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse_to_decode)
+    with pytest.raises(UserError) as error:
+        predict.load_image(path)
+    assert str(error.value) == f"{path}: 5000×4000 pixels, over the {predict.MAX_PIXELS}-pixel limit for an image"
+
+
+def test_the_largest_image_accepted_is_predicted_within_the_memory_cap(tmp_path, model_file, run_capped):
+    side = math.isqrt(predict.MAX_PIXELS)
+    image = Image.new("RGBA", (side, side), (0, 0, 0, 0))
+    ring = (side // 4, side // 8, 3 * side // 4, 7 * side // 8)
+    ImageDraw.Draw(image).ellipse(ring, outline="black", width=side // 10)
+    path = save(image, tmp_path / "large.png", "PNG")
+    code = "from mnist_dnn.cli import main; main()"
+    result = run_capped(code, "predict", "--model", model_file[1], "--image", path, "--json")
+    assert result.returncode == 0, result.stderr
+    art = json.loads(result.stdout)["image"]
+    assert art[0].strip() == "" and art[14].strip() != ""  # the ring, drawn in the middle of the canvas
+
+
+def test_a_crafted_summary_cannot_point_predict_outside_models(workdir, tmp_path, capsys):
+    summary = [{"variant": "../../../etc/x", "reproduced_accuracy": 1.0}]
+    (tmp_path / "metrics/summary.json").write_text(json.dumps(summary))
+    err = expect_cli_error(capsys, "--index", "0")
+    assert "'../../../etc/x': not a variant name" in err

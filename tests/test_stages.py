@@ -79,6 +79,18 @@ def test_a_good_stage_run_writes_its_outputs(workspace, run_stage):
     assert {"models/softmax.safetensors", "metrics/train/softmax/metrics.json"} <= set(written(workspace))
 
 
+def test_evaluate_refuses_the_model_file_of_another_variant(workspace, run_stage):
+    assert run_stage("train", "softmax").returncode == 0
+    (workspace / "models/nn_xavier.safetensors").write_bytes((workspace / "models/softmax.safetensors").read_bytes())
+    result = run_stage("evaluate", "nn_xavier")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: models/nn_xavier.safetensors: holds softmax (784→10, normal, dropout 0), not nn_xavier as params.yaml "
+        "has it (784→256→256→10, xavier_uniform, dropout 0); run `dvc repro train@nn_xavier`\n"
+    )
+    assert not (workspace / "metrics/eval").exists()
+
+
 BAD_INPUTS = {
     "keep_prob out of range": (
         ("keep_prob", 1.5), ("train", "dnn_dropout"), "params.yaml: keep_prob: Input should be less than or equal to 1"
@@ -102,7 +114,7 @@ def test_bad_input_stops_the_stage_with_one_line_and_writes_nothing(workspace, r
     if edit:
         edit_params(workspace, *edit)
     result = run_stage(*command)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.startswith(f"error: {expected}")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert written(workspace) == []
@@ -113,7 +125,7 @@ def test_corrupt_prepared_data_stops_training(workspace, run_stage, split):
     path = workspace / f"data/prepared/{split}.safetensors"
     path.write_bytes(path.read_bytes()[:1000])
     result = run_stage("train", "softmax")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.startswith(f"error: data/prepared/{split}.safetensors: cannot load data split")
     assert result.stderr.count("\n") == 1
     assert written(workspace) == []

@@ -3,11 +3,12 @@
 import argparse
 import json
 import random
+import re
 from pathlib import Path
 
 from mnist_dnn import data, metrics, predict
 from mnist_dnn.errors import UserError, run_stage
-from mnist_dnn.models import ModelSpec
+from mnist_dnn.models import NAME_PATTERN, ModelSpec
 
 SUMMARY = Path("metrics/summary.json")
 TEST_SPLIT = Path("data/prepared/test.safetensors")
@@ -32,9 +33,16 @@ def test_image(index, seed):
     return index, images[index], int(labels[index])
 
 
+def model_path(variant):
+    """``models/<variant>.safetensors``, for a variant name that cannot lead out of models/."""
+    if not re.fullmatch(NAME_PATTERN, variant):
+        raise UserError(f"{variant[:80]!r}: not a variant name (lowercase letters, digits and _)")
+    return Path("models", f"{variant}.safetensors")
+
+
 def run_predict(args):
     """Predict one image as ``args`` ask, and print the result as text or JSON."""
-    model, spec = ModelSpec.load(args.model or f"models/{args.variant or best_variant()}.safetensors")
+    model, spec = ModelSpec.load(args.model or model_path(args.variant or best_variant()))
     if args.image:
         source, image, label = args.image, predict.to_mnist(predict.load_image(args.image)), None
     else:
@@ -50,7 +58,7 @@ def run_predict(args):
         "image": predict.terminal_art(image),
     }
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2, allow_nan=False))
         return
     print(f"variant:    {result['variant']}")
     print(f"image:      {source}")
@@ -74,7 +82,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=777, help="seed of --random (default: 777)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
-    run_stage(run_predict, args, exit_code=2)
+    run_stage(run_predict, args)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """params.yaml: load it the way DVC does (YAML 1.2) and validate it before a stage does any work."""
 
+import re
+import reprlib
 from pathlib import Path
 from typing import Annotated
 
@@ -8,8 +10,28 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from ruamel.yaml import YAML, YAMLError
 
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import INITS, ModelSpec
+from mnist_dnn.models import INITS, MAX_LAYERS, NAME_PATTERN, ModelSpec, check_size
 from mnist_dnn.optimizers import OPTIMIZERS, build_optimizer
+
+MAX_YAML_NODES = 10_000  # params.yaml has ~100 nodes: anchors and aliases may repeat a value, not multiply it
+QUOTE_LIMIT = 80  # characters of the user's input that an error message repeats
+NAME = re.compile(NAME_PATTERN)
+MAX_WIDTH = 65_536  # units in one hidden layer
+IMPLEMENTATION_SWITCHES = ("foreach", "fused", "capturable", "differentiable")  # how PyTorch runs a step
+
+_repr = reprlib.Repr()  # repr that stops early however large or deep the value: a billion laughs quotes in a line
+_repr.maxlevel, _repr.maxstring, _repr.maxother, _repr.maxlong = 2, QUOTE_LIMIT, QUOTE_LIMIT, QUOTE_LIMIT
+
+
+def shorten(text, limit=QUOTE_LIMIT):
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quote(value):
+    """``repr(value)`` in at most QUOTE_LIMIT characters, computed without ever building a longer one."""
+    return shorten(_repr.repr(value))
 
 
 def _one_of(names, what):
@@ -17,10 +39,20 @@ def _one_of(names, what):
 
     def check(name):
         if name not in names:
-            raise ValueError(f"unknown {what} '{name}' (known: {', '.join(names)})")
+            raise ValueError(f"unknown {what} {quote(name)} (known: {', '.join(names)})")
         return name
 
     return AfterValidator(check)
+
+
+def _check_name(name):
+    if not NAME.fullmatch(name):
+        raise ValueError(f"{quote(name)} is not a name: up to 64 lowercase letters, digits and _, a letter first")
+    return name
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+Seed = Annotated[int, Field(ge=0, lt=2**64)]  # what torch.manual_seed accepts
 
 
 class _Strict(BaseModel):
@@ -29,13 +61,13 @@ class _Strict(BaseModel):
 
 class DataParams(_Strict):
     val_size: int = Field(ge=1, le=50_000)
-    split_seed: int = Field(ge=0)
+    split_seed: Seed
 
 
 class TrainParams(_Strict):
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
-    seed: int = Field(ge=0)
+    seed: Seed
     tf32: bool = False
 
 
@@ -52,15 +84,21 @@ class OptimizerParams(_Strict):
 
     @model_validator(mode="after")
     def _accepted_by_the_optimizer(self):
+        switches = [key for key in self.hyperparameters if key in IMPLEMENTATION_SWITCHES]
+        if switches:
+            what = "chooses how PyTorch runs the step, not what it computes; the engine sets it"
+            raise ValueError(f"{switches[0]}: {what}")
         try:
             build_optimizer(self.name, [torch.zeros(1, requires_grad=True)], self.lr, **self.hyperparameters)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{self.name}: {err}") from None
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{self.name}: {shorten(err, 2 * QUOTE_LIMIT)}") from None
         return self
 
 
 class VariantParams(_Strict):
-    hidden: list[Annotated[int, Field(ge=1)]] = Field(description="hidden layer widths; [] is softmax regression")
+    hidden: Annotated[
+        list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]], Field(max_length=MAX_LAYERS), AfterValidator(check_size)
+    ] = Field(description="hidden layer widths; [] is softmax regression")
     init: Annotated[str, _one_of(INITS, "init")]
     dropout: bool = False
 
@@ -68,9 +106,9 @@ class VariantParams(_Strict):
 class OptimizerStudy(_Strict):
     """One variant trained with each of several optimizers, for the optimizer comparison."""
 
-    variant: str
+    variant: Name
     target_accuracy: float = Field(gt=0, le=1)
-    optimizers: dict[str, OptimizerParams] = Field(min_length=1)
+    optimizers: dict[Name, OptimizerParams] = Field(min_length=1)
 
     def optimizer(self, name):
         """The optimizer params called ``name``; a UserError if the study has none of that name."""
@@ -83,17 +121,17 @@ class Params(_Strict):
     data: DataParams
     train: TrainParams
     optimizer: OptimizerParams
-    extra_seeds: list[int] = Field(description="seeds besides train.seed, to measure seed noise")
+    extra_seeds: list[Seed] = Field(description="seeds besides train.seed, to measure seed noise")
     keep_prob: float = Field(gt=0, le=1)
-    variants: dict[str, VariantParams] = Field(min_length=1)
+    variants: dict[Name, VariantParams] = Field(min_length=1)
     lecture_accuracy: dict[str, float]
     optimizer_study: OptimizerStudy
 
     @field_validator("extra_seeds")
     @classmethod
-    def _distinct_non_negative(cls, seeds, info):
-        if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct and >= 0, got {seeds}")
+    def _distinct(cls, seeds, info):
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {quote(seeds)}")
         train = info.data.get("train")
         if train is not None and train.seed in seeds:
             raise ValueError(f"{train.seed} is train.seed already")
@@ -104,7 +142,7 @@ class Params(_Strict):
     def _of_known_variants(cls, accuracy, info):
         unknown = set(accuracy) - set(info.data.get("variants", {}))
         if unknown:
-            raise ValueError(f"not a variant: {', '.join(sorted(unknown))}")
+            raise ValueError(f"not a variant: {shorten(', '.join(sorted(unknown)))}")
         return accuracy
 
     @field_validator("optimizer_study")
@@ -130,18 +168,37 @@ class Params(_Strict):
         return ModelSpec(variant=name, hidden=tuple(variant.hidden), init=variant.init, dropout_p=dropout_p)
 
 
+def expanded_size(node, limit):
+    """How many nodes the YAML ``node`` holds with every alias expanded, counted up to ``limit + 1`` at most."""
+    pending, count = [node], 0
+    while pending and count <= limit:
+        node = pending.pop()
+        count += 1
+        if isinstance(node.value, list):  # a sequence's nodes, or a mapping's (key, value) pairs
+            pending.extend(part for item in node.value for part in (item if isinstance(item, tuple) else (item,)))
+    return count
+
+
 def load_params(path="params.yaml"):
-    """Read and validate ``path``; any problem is a one-line UserError naming the key."""
+    """Read and validate ``path``; any problem is a one-line UserError naming the key and quoting ~80 characters."""
     path = Path(path)
+    yaml = YAML(typ="safe", pure=True)
     try:
-        raw = YAML(typ="safe", pure=True).load(path.read_text())
+        text = path.read_text()
+        node = yaml.compose(text)
+        if node is not None and expanded_size(node, MAX_YAML_NODES) > MAX_YAML_NODES:
+            raise UserError(f"{path}: its aliases expand it to more than {MAX_YAML_NODES} YAML nodes")
+        raw = yaml.load(text)
     except (OSError, YAMLError) as err:
-        raise UserError(f"{path}: cannot read: {' '.join(str(err).split())}") from None
+        raise UserError(f"{path}: cannot read: {shorten(err, 2 * QUOTE_LIMIT)}") from None
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        got = "" if first["type"] in ("missing", "value_error") else f" (got {first['input']!r})"
+        loc = first["loc"]
+        if "[key]" in loc:  # a bad name: the message quotes it, the key is the mapping that holds it
+            loc = loc[: loc.index("[key]") - 1]
+        key = shorten(".".join(str(part) for part in loc)) or "(top level)"
+        message = shorten(first["msg"].removeprefix("Value error, "), 2 * QUOTE_LIMIT)
+        got = "" if first["type"] in ("missing", "value_error") else f" (got {quote(first['input'])})"
         raise UserError(f"{path}: {key}: {message}{got}") from None

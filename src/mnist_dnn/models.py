@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -15,6 +15,19 @@ from mnist_dnn.errors import UserError
 IN_FEATURES = 28 * 28
 NUM_CLASSES = 10
 METADATA_KEY = "mnist_dnn.spec"
+NAME_PATTERN = r"[a-z][a-z0-9_]{0,63}"  # variant and optimizer names: they become file and stage names
+MAX_LAYERS = 64
+MAX_PARAMETERS = 50_000_000  # 200 MB of fp32 weights; training holds ~4 times that (gradients, Adam's moments)
+MAX_METADATA_BYTES = 4096
+
+
+def check_size(hidden):
+    """``hidden`` if a model of those hidden widths has at most MAX_PARAMETERS weights and biases, else ValueError."""
+    widths = [IN_FEATURES, *hidden, NUM_CLASSES]
+    parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
+    if parameters > MAX_PARAMETERS:
+        raise ValueError(f"{parameters:,} parameters, over the {MAX_PARAMETERS:,} allowed")
+    return hidden
 
 
 def _init_normal(linear):
@@ -46,8 +59,8 @@ class ModelSpec(BaseModel):
     """What builds one variant's model: 784 → hidden… → 10 MLP with ReLU, ``init``, dropout after each hidden layer."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-    variant: str
-    hidden: tuple[Annotated[int, Field(ge=1)], ...]
+    variant: str = Field(pattern=f"^{NAME_PATTERN}$")
+    hidden: Annotated[tuple[Annotated[int, Field(ge=1)], ...], Field(max_length=MAX_LAYERS), AfterValidator(check_size)]
     init: Literal["normal", "xavier_uniform"]
     dropout_p: float = Field(default=0.0, ge=0, lt=1)
 
@@ -70,6 +83,11 @@ class ModelSpec(BaseModel):
                     layers.append(Dropout(self.dropout_p))
         return nn.Sequential(*layers)
 
+    def shapes(self):
+        """Name → shape of each tensor of the model's state, from a build on the meta device (no memory, no RNG)."""
+        with torch.device("meta"):
+            return {name: tuple(t.shape) for name, t in self.build().state_dict().items()}
+
     def save(self, model, path):
         """Write ``model``'s weights to ``path`` as safetensors, with this spec as metadata."""
         state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
@@ -77,21 +95,59 @@ class ModelSpec(BaseModel):
 
     @classmethod
     def load(cls, path):
-        """The model saved at ``path`` and its spec, rebuilt from the file's metadata; never unpickles."""
-        if not Path(path).is_file():
+        """The model saved at ``path`` and its spec; never unpickles.
+
+        The file's size, its metadata and the tensor shapes and dtypes in its header are checked against each other
+        before any weight is read, and the weights must be finite.
+        """
+        path = Path(path)
+        if not path.is_file():
             raise UserError(f"{path}: no such model file (train it with `dvc repro`, or fetch it with `dvc pull`)")
+        if path.stat().st_size > 4 * MAX_PARAMETERS + 2**20:
+            raise UserError(f"{path}: {path.stat().st_size:,} bytes, larger than any model file can be")
         try:
             with safe_open(path, framework="pt") as f:
-                spec = cls.model_validate_json((f.metadata() or {})[METADATA_KEY])
+                spec = cls._from_metadata(f.metadata() or {})
+                found = {name: (f.get_slice(name).get_dtype(), tuple(f.get_slice(name).get_shape())) for name in f.keys()}
+                expected = {name: ("F32", shape) for name, shape in spec.shapes().items()}
+                if found != expected:
+                    raise UserError(f"weights do not match the architecture in its metadata ({_difference(found, expected)})")
                 state = {name: f.get_tensor(name) for name in f.keys()}
-            model = spec.build()
-        except (OSError, SafetensorError, KeyError, ValidationError, ValueError, TypeError, RuntimeError) as err:
+        except UserError as err:
+            raise UserError(f"{path}: {err}") from None
+        except (OSError, SafetensorError) as err:
             raise UserError(f"{path}: not a mnist_dnn model file ({type(err).__name__}: {_one_line(err)})") from None
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise UserError(f"{path}: weights do not match the architecture in its metadata: {_one_line(err)}") from None
+        for name, tensor in state.items():
+            if not torch.isfinite(tensor).all():
+                raise UserError(f"{path}: weights are not finite (NaN or infinity in {name})")
+        model = spec.build()
+        model.load_state_dict(state, strict=True)
         return model, spec
+
+    @classmethod
+    def _from_metadata(cls, metadata):
+        """The spec in a model file's metadata; a UserError saying what is wrong with it."""
+        raw = metadata.get(METADATA_KEY)
+        if raw is None:
+            raise UserError(f"not a mnist_dnn model file (no {METADATA_KEY} in its metadata)")
+        if len(raw) > MAX_METADATA_BYTES:
+            raise UserError(f"not a mnist_dnn model file ({len(raw):,} bytes of metadata)")
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "spec"
+            message = first["msg"].removeprefix("Value error, ")
+            raise UserError(f"not a mnist_dnn model file (metadata {where}: {message})") from None
+
+
+def _difference(found, expected):
+    """The first tensor whose dtype and shape differ between ``found`` and ``expected`` (name → (dtype, shape))."""
+    for name in sorted(found.keys() | expected.keys()):
+        if found.get(name) != expected.get(name):
+            got = "missing" if name not in found else f"{found[name][0]} {list(found[name][1])}"
+            want = "none" if name not in expected else f"{expected[name][0]} {list(expected[name][1])}"
+            return f"{name[:80]!r}: {got[:80]}, expected {want}"
 
 
 def _one_line(err):

@@ -11,12 +11,15 @@ from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import predict_logits
 
 MAX_IMAGE_BYTES = 10 * 2**20
+MAX_PIXELS = 4096 * 4096  # decoded at up to 4 bytes a pixel: 64 MB, and ~0.3 GB at the peak of preprocessing
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")  # what Pillow opens a 16-bit greyscale PNG as
+MIN_CONTRAST = 32  # grey levels between ink and paper; less is a blank page, or JPEG noise on one
 SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 ART_RAMP = " .:-=+*#%@"
 
 
-def load_image(path, max_bytes=MAX_IMAGE_BYTES):
-    """A PNG or JPEG file as a grayscale PIL image, checked before decoding; a UserError for anything else."""
+def load_image(path, max_bytes=MAX_IMAGE_BYTES, max_pixels=MAX_PIXELS):
+    """A PNG or JPEG file as an 8-bit grayscale PIL image, checked before decoding; a UserError for anything else."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: not a regular file")
@@ -32,24 +35,39 @@ def load_image(path, max_bytes=MAX_IMAGE_BYTES):
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(path, formats=formats) as image:
+                width, height = image.size  # from the header: nothing is decoded yet
+                if width * height > max_pixels:
+                    raise UserError(f"{path}: {width}×{height} pixels, over the {max_pixels}-pixel limit for an image")
                 image.load()
-                return image.convert("L")
+                return to_grayscale(image)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise UserError(f"{path}: refused as a possible decompression bomb ({err})") from None
         except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as err:
             raise UserError(f"{path}: cannot decode the {formats[0]} image ({err})") from None
 
 
+def to_grayscale(image):
+    """``image`` as 8-bit grayscale: 16-bit levels scaled to 8 bits, and anything transparent composited on white."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        levels = np.asarray(image).clip(0, 2**16 - 1) / 257  # 65535 → 255
+        return Image.fromarray(levels.round().astype(np.uint8))
+    if image.has_transparency_data:  # an alpha channel, or a transparent colour: ink on a transparent canvas
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+    return image.convert("L")
+
+
 def to_mnist(image):
-    """A grayscale image of one digit → 28×28 uint8, light on dark, the ink fit in 20×20 and centred by mass."""
+    """A grayscale image of one digit → 28×28 uint8, light on dark, the ink fit in 20×20 and centred by mass.
+
+    A UserError if there is no digit: nothing differs from the paper by ``MIN_CONTRAST`` grey levels.
+    """
     pixels = np.asarray(image, dtype=np.float32)
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     if border.mean() > 127:  # dark ink on light paper: MNIST is light on dark
         pixels, border = 255 - pixels, 255 - border
     pixels = (pixels - np.median(border)).clip(min=0)  # grey paper becomes black
-    canvas = np.zeros((28, 28), dtype=np.float32)
-    if pixels.max() == 0:
-        return torch.from_numpy(canvas.astype(np.uint8))
+    if pixels.max() < MIN_CONTRAST:
+        raise UserError("no digit found: the image is blank, or of one flat colour")
     pixels *= 255 / pixels.max()
     ink = pixels > 64
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
@@ -57,6 +75,7 @@ def to_mnist(image):
     scale = 20 / max(digit.size)
     digit = np.asarray(digit.resize((max(1, round(digit.width * scale)), max(1, round(digit.height * scale))),
                                     Image.LANCZOS), dtype=np.float32)
+    canvas = np.zeros((28, 28), dtype=np.float32)
     mass = digit.sum() or 1.0
     centre_y = (digit.sum(1) * np.arange(digit.shape[0])).sum() / mass
     centre_x = (digit.sum(0) * np.arange(digit.shape[1])).sum() / mass

@@ -1,0 +1,227 @@
+"""run_stage: one line and a documented exit status for each way a stage can fail: 2 bad input, 1 environment,
+130 interrupted; and no stage outlives the dvc process that started it."""
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from mnist_dnn import files
+from mnist_dnn.errors import UserError, run_stage
+
+TIME_CAP = 30
+
+
+def expect_exit(capsys, status, main, *args):
+    """Run ``main`` through run_stage; check it exits with ``status`` and one error line on stderr; return the line."""
+    with pytest.raises(SystemExit) as info:
+        run_stage(main, *args)
+    assert info.value.code == status
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1
+    return err
+
+
+def test_user_error_is_one_line_and_exit_2(capsys):
+    def main():
+        raise UserError("something is wrong")
+
+    assert expect_exit(capsys, 2, main) == "error: something is wrong\n"
+
+
+def test_run_stage_passes_args_and_returns_normally(capsys):
+    calls = []
+    run_stage(lambda *args: calls.append(args), 1, "two")
+    assert calls == [(1, "two")]
+    assert capsys.readouterr().err == ""
+
+
+def test_run_stage_lets_bugs_through():
+    def main():
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError):
+        run_stage(main)
+
+
+@pytest.mark.parametrize("script, args, expected", [
+    ("train.py", [], "train.py: the following arguments are required: variant, --train, --val, --model, --log"),
+    ("seed.py", ["softmax", "one", "--train", "t", "--val", "v", "--test", "t", "--model", "m", "--metrics", "m"],
+     "seed.py: argument seed: invalid int value: 'one'"),
+])
+def test_a_stage_called_with_the_wrong_arguments_says_so_in_one_line(tmp_path, script, args, expected):
+    result = subprocess.run([sys.executable, REPO / "stages" / script, *args], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=TIME_CAP)
+    assert result.returncode == 2
+    assert result.stderr == f"error: {expected} (see --help)\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys):
+    def main():
+        raise KeyboardInterrupt
+
+    assert expect_exit(capsys, 130, main) == "error: interrupted\n"
+
+
+def write_atomically(path, data):
+    with files.atomic_outputs(path) as (tmp,):
+        files.write_json(tmp, data)
+
+
+def test_a_folder_that_cannot_be_written_is_one_line_and_exit_1(tmp_path, capsys):
+    (tmp_path / "metrics").write_text("a file where the output folder should be")
+    err = expect_exit(capsys, 1, write_atomically, tmp_path / "metrics/eval/x.json", {"accuracy": 1.0})
+    assert err == f"error: {tmp_path / 'metrics/eval'}: Not a directory\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics"]
+
+
+# ---- real processes: signals, pipes, a full disk, a dying parent --------------------------------------------
+
+STAGE = """
+import sys, time
+from pathlib import Path
+from mnist_dnn import files
+from mnist_dnn.errors import run_stage
+
+def main(out):
+    print("ready", flush=True)
+    time.sleep(float(sys.argv[2]))
+    with files.atomic_outputs(out) as (tmp,):
+        tmp.write_text("done\\n")
+
+run_stage(main, sys.argv[1])
+"""
+
+
+def start_stage(tmp_path, seconds, **kwargs):
+    """A stage-like process that says ``ready``, waits ``seconds``, then writes ``out.txt``; returns it once ready."""
+    stage = subprocess.Popen([sys.executable, "-c", STAGE, "out.txt", str(seconds)], cwd=tmp_path, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    assert read_line(stage.stdout) == "ready\n"
+    return stage
+
+
+def test_sigint_is_one_line_and_exit_130_and_writes_nothing(tmp_path):
+    stage = start_stage(tmp_path, TIME_CAP)
+    stage.send_signal(signal.SIGINT)
+    _, err = stage.communicate(timeout=TIME_CAP)
+    assert stage.returncode == 130
+    assert err == "error: interrupted\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_closed_pipe_is_a_quiet_exit(tmp_path):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # like `| head -1` once head has gone: every write fails with EPIPE
+    code = "from mnist_dnn.errors import run_stage; run_stage(lambda: print('line\\n' * 100_000))"
+    result = subprocess.run([sys.executable, "-c", code], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                            timeout=TIME_CAP)
+    os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == 1
+
+
+def limit_file_size():
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, like a full disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+
+FULL_DISK = """
+from mnist_dnn import files, models
+from mnist_dnn.errors import run_stage
+
+def write_model():
+    spec = models.ModelSpec(variant="m", hidden=(64,), init="normal")
+    with files.atomic_outputs("models/m.safetensors") as (path,):
+        spec.save(spec.build(), path)
+
+def write_json():
+    with files.atomic_outputs("metrics/m.json") as (path,):
+        files.write_json(path, "x" * 10_000)
+
+run_stage({write})
+"""
+
+
+@pytest.mark.parametrize("write, expected", [
+    ("write_model", "error: cannot write a safetensors file ("),
+    ("write_json", "error: File too large\n"),
+])
+def test_a_full_disk_is_one_line_and_exit_1_and_leaves_nothing(tmp_path, write, expected):
+    code = FULL_DISK.format(write=write)
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=TIME_CAP, preexec_fn=limit_file_size)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(expected) and result.stderr.count("\n") == 1, result.stderr
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+PARENT = """
+import os, subprocess, sys, time
+stage, shell = sys.argv[1], sys.argv[2]
+command = [sys.executable, stage, "out.txt", "5"]
+stage = subprocess.Popen([shell, "-c", " ".join(command)] if shell else command)
+print(stage.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("shell", ["", "/bin/dash"], ids=["direct", "through_dash"])
+def test_a_stage_exits_when_the_process_that_started_it_dies(tmp_path, tmp_path_factory, shell):
+    """As `kill -9 <dvc pid>` during `dvc repro`: the stage must not go on to write outputs dvc.lock never records.
+
+    dvc runs a stage as ``$SHELL -c <cmd>``: bash replaces itself with the command, dash stays in between.
+    """
+    stage_script = tmp_path_factory.mktemp("stage") / "stage.py"
+    stage_script.write_text(STAGE)
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(stage_script), shell], cwd=tmp_path, text=True,
+                              stdout=subprocess.PIPE)
+    started = int(read_line(parent.stdout))
+    try:
+        assert read_line(parent.stdout) == "ready\n"  # the stage shares its parent's stdout
+        stages = [pid for pid in [started, *children(started)] if Path(f"/proc/{pid}/comm").read_text().startswith("python")]
+        assert len(stages) == 1 and (stages[0] != started) == bool(shell)  # dash did not exec the stage
+        parent.kill()
+        parent.wait(timeout=TIME_CAP)
+        deadline = time.monotonic() + 3  # well before the stage would write out.txt
+        while is_running(stages[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not is_running(stages[0])
+    finally:
+        for pid in [started, *children(started)]:
+            if is_running(pid):
+                os.kill(pid, signal.SIGKILL)
+    time.sleep(5)  # past the moment the stage, had it lived on, would have written its output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def read_line(stream):
+    """The next line of ``stream``; fails the test after TIME_CAP seconds without one (a stage that never started)."""
+    assert select.select([stream], [], [], TIME_CAP)[0], "no output within the time cap"
+    return stream.readline()
+
+
+def children(pid):
+    """The child processes of ``pid``."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def is_running(pid):
+    """Whether process ``pid`` exists and is not a zombie (an orphan's zombie waits for init to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
