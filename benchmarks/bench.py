@@ -106,14 +106,17 @@ def graph_vs_eager(params, name, train, device, epochs):
         runs[mode] = training.fit(model, optimizer, train, None, hp, name, graph_steps=graph_steps)
     seconds = seconds_per_epoch(runs, epochs + 1)  # each epoch ends reading its loss: the GPU is done
     steps = math.ceil(len(train[0]) / hp.batch_size)
-    row = {"variant": name}
-    for mode, epoch_seconds in seconds.items():
-        row[f"{mode}_us_per_step"] = min(epoch_seconds[1:]) / steps * 1e6
-    row["speedup"] = row["eager_us_per_step"] / row["graph_us_per_step"]
-    for mode, epoch_seconds in seconds.items():
-        row[f"{mode}_first_epoch_s"] = epoch_seconds[0]
-        row[f"{mode}_epochs_s"] = epoch_seconds
-    return row
+    eager, graph = (min(seconds[mode][1:]) / steps * 1e6 for mode in ("eager", "graph"))
+    return {
+        "variant": name,
+        "eager_us_per_step": eager,
+        "graph_us_per_step": graph,
+        "speedup": eager / graph,
+        "eager_first_epoch_s": seconds["eager"][0],
+        "graph_first_epoch_s": seconds["graph"][0],
+        "eager_epochs_s": seconds["eager"],
+        "graph_epochs_s": seconds["graph"],
+    }
 
 
 def train_table(params, prepared_dir, device):
