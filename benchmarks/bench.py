@@ -136,7 +136,8 @@ def train_table(params, prepared_dir, device):
 
 def format_table(rows, columns):
     """``rows`` (dicts) as a plain-text table of ``columns``, right-aligned, numbers to 3 decimals."""
-    cells = [columns] + [[f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns] for row in rows]
+    cells = [columns]
+    cells += [[f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     return "\n".join(" ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in cells)
 

@@ -8,7 +8,8 @@ mnist=${1:-../shared/mnist}
 rm -rf .whl .mnist
 python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
-    $(grep -E '^(pydantic|pydantic_core|annotated-types|typing-inspection|typing_extensions|ruamel\.yaml)==' constraints.txt)
+    $(grep -E '^(pydantic|pydantic_core|annotated-types|typing-inspection|typing_extensions|ruamel\.yaml)==' \
+        constraints.txt)
 mkdir .mnist
 cp "$mnist"/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz .mnist/
 ls .whl .mnist
