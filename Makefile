@@ -6,7 +6,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro test bench seed-noise
+.PHONY: install repro test bench bench-gpu seed-noise
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,12 @@ test: install
 bench: install
 	dvc repro prepare
 	python benchmarks/bench.py
+
+# The GPU check: eager vs CUDA-graph steps, the whole table (metrics/bench_gpu.json) and the GPU tests. It needs no
+# DVC: on a bare GPU machine run `bash benchmarks/gpu_check.sh` itself (see its header).
+bench-gpu: install
+	dvc repro prepare
+	bash benchmarks/gpu_check.sh
 
 # The committed 5-seed table: every variant with train.seed and 4 more seeds, run as a temporary DVC experiment.
 seed-noise: install

@@ -1,21 +1,23 @@
-"""Benchmark: the training engine against the lecture's own loop, and against the machine's GEMM rate.
+"""Benchmark: the training engine against the lecture's own loop and the machine's GEMM rate; on CUDA, its eager
+steps against its CUDA graphs.
 
-``python benchmarks/bench.py`` (or ``make bench``) after ``dvc repro prepare``; ``--help`` lists the options.
+``python benchmarks/bench.py`` (or ``make bench``) after ``dvc repro prepare``; ``--help`` lists the options. It needs
+only torch, torchvision, safetensors, pydantic and ruamel.yaml, as on a GPU machine without the DVC stack.
 """
 
 import argparse
+import math
 import platform
 import statistics
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from mnist_dnn import data, files, training
+from mnist_dnn import data, evaluation, files, training
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
 
@@ -93,15 +95,51 @@ def compare_variant(params, name, train, mnist, device, epochs):
     return seconds, 6 * sum(p.numel() for p in engine_model.parameters()) * len(mnist), parts
 
 
-def table_seconds(params, prepared_dir, device):
-    """Wall seconds for the engine to train every variant for ``params.train.epochs``, as the pipeline does."""
-    train, val = data.load_splits(
-        Path(prepared_dir, "train.safetensors"), Path(prepared_dir, "val.safetensors"), device=device
+def graph_vs_eager(params, name, train, device, epochs):
+    """Microseconds per training step of the engine on CUDA, stepping eagerly and replaying CUDA graphs: the best of
+    ``epochs`` epochs after the first (whose time, warm-up and capture included, is kept too)."""
+    spec, hp = params.model_spec(name), params.train
+    hp = hp.model_copy(update={"epochs": epochs + 1})
+    runs = {}
+    for mode, graph_steps in [("eager", 0), ("graph", training.GRAPH_STEPS)]:
+        model, optimizer = training.setup(spec, hp, params.optimizer, device)
+        runs[mode] = training.fit(model, optimizer, train, None, hp, name, graph_steps=graph_steps)
+    seconds = seconds_per_epoch(runs, epochs + 1)  # each epoch ends reading its loss: the GPU is done
+    steps = math.ceil(len(train[0]) / hp.batch_size)
+    eager, graph = (min(seconds[mode][1:]) / steps * 1e6 for mode in ("eager", "graph"))
+    return {
+        "variant": name,
+        "eager_us_per_step": eager,
+        "graph_us_per_step": graph,
+        "speedup": eager / graph,
+        "eager_first_epoch_s": seconds["eager"][0],
+        "graph_first_epoch_s": seconds["graph"][0],
+        "eager_epochs_s": seconds["eager"],
+        "graph_epochs_s": seconds["graph"],
+    }
+
+
+def train_table(params, prepared_dir, device):
+    """Wall seconds for the engine to train every variant for ``params.train.epochs``, as the pipeline does, and
+    each trained model's test accuracy."""
+    train, val, test = data.load_splits(
+        *(Path(prepared_dir, f"{split}.safetensors") for split in ("train", "val", "test")), device=device
     )
     start = time.perf_counter()
-    for name in params.variants:
-        training.train(params.model_spec(name), params.train, params.optimizer, train, val)
-    return time.perf_counter() - start
+    models = {
+        name: training.train(params.model_spec(name), params.train, params.optimizer, train, val)[0]
+        for name in params.variants
+    }
+    seconds = time.perf_counter() - start
+    return seconds, {name: evaluation.accuracy(model, *test) for name, model in models.items()}
+
+
+def format_table(rows, columns):
+    """``rows`` (dicts) as a plain-text table of ``columns``, right-aligned, numbers to 3 decimals."""
+    cells = [columns]
+    cells += [[f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join(" ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in cells)
 
 
 def cpu_model():
@@ -113,30 +151,13 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--variants", nargs="+", help="variants to compare (default: all in params)")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs per loop and variant (the best is shown)")
-    parser.add_argument("--raw", default="data/raw", help="MNIST as written by the download stage")
-    parser.add_argument("--prepared", default="data/prepared", help="splits written by the prepare stage")
-    parser.add_argument("--no-table", action="store_true", help="skip timing the whole default table")
-    parser.add_argument("--output", default="metrics/bench.json", help="where to write the results as JSON")
-    args = parser.parse_args(argv)
-
-    params = load_params(args.params)
-    device = select_device()
-    gemm = gemm_rate(device)
-    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, {cpu_model()}")
-    print(f"fp32 GEMM 2048x2048: {gemm / 1e9:.1f} GFLOP/s")
-    images, labels = data.load_mnist(args.raw, train=True)
-    train = data.to_inputs(images, device), data.to_targets(labels, device)
-    mnist = MNIST(args.raw, train=True, transform=transforms.ToTensor())
+def compare_loops(params, names, train, mnist, device, epochs, gemm):
+    """Rows of ``compare_variant`` for the variants ``names``, printed as they come and as a table."""
     rows = []
-    for name in args.variants or params.variants:
-        epochs, flops_per_epoch, parts = compare_variant(params, name, train, mnist, device, args.epochs)
+    for name in names:
+        seconds, flops_per_epoch, parts = compare_variant(params, name, train, mnist, device, epochs)
         # co-tenants only ever add time, so the best epoch is what each loop can do (as for the GEMM rate)
-        lecture, engine = min(epochs["lecture"]), min(epochs["engine"])
+        lecture, engine = min(seconds["lecture"]), min(seconds["engine"])
         rows.append(
             {
                 "variant": name,
@@ -145,36 +166,80 @@ def main(argv=None):
                 "speedup": lecture / engine,
                 "engine_gflops": flops_per_epoch / engine / 1e9,
                 "gemm_fraction": flops_per_epoch / engine / gemm,
-                "lecture_epochs_s": epochs["lecture"],
-                "engine_epochs_s": epochs["engine"],
+                "lecture_epochs_s": seconds["lecture"],
+                "engine_epochs_s": seconds["engine"],
             }
         )
         if parts:
             rows[-1] |= parts | {"matmul_gemm_fraction": flops_per_epoch / parts["matmul_s"] / gemm}
-        print(f"{name}: lecture {lecture:.2f} s/epoch (median {statistics.median(epochs['lecture']):.2f}), "
-              f"engine {engine:.2f} s/epoch (median {statistics.median(epochs['engine']):.2f})")
-    table = pd.DataFrame(rows).drop(columns=["lecture_epochs_s", "engine_epochs_s"])
-    print(table.iloc[:, :6].to_string(index=False, float_format="%.3f"))
-    if len(table.columns) > 6:
+        print(f"{name}: lecture {lecture:.2f} s/epoch (median {statistics.median(seconds['lecture']):.2f}), "
+              f"engine {engine:.2f} s/epoch (median {statistics.median(seconds['engine']):.2f})")
+    print(format_table(rows, list(rows[0])[:6]))
+    profile = [c for c in rows[0] if c not in ("lecture_epochs_s", "engine_epochs_s")][6:]
+    if profile:
         print("where a profiled engine epoch's time goes (seconds), and the matrix products' own FLOP rate:")
-        print(table.iloc[:, [0, 2, *range(6, len(table.columns))]].to_string(index=False, float_format="%.3f"))
+        print(format_table(rows, ["variant", "engine_s_per_epoch", *profile]))
+    return rows
+
+
+def compare_graphs(params, names, train, device, epochs):
+    """Rows of ``graph_vs_eager`` for the variants ``names``, printed as they come and as a table."""
+    rows = []
+    for name in names:
+        rows.append(graph_vs_eager(params, name, train, device, epochs))
+        print(f"{name}: eager {rows[-1]['eager_us_per_step']:.0f} µs/step, graphs {rows[-1]['graph_us_per_step']:.0f}"
+              f" µs/step (first epoch, warm-up and capture included: {rows[-1]['graph_first_epoch_s']:.2f} s)")
+    print(format_table(rows, list(rows[0])[:6]))
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--variants", nargs="+", help="variants to compare (default: all in params)")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per loop and variant (the best is shown)")
+    parser.add_argument("--raw", default="data/raw", help="MNIST as written by the download stage")
+    parser.add_argument("--prepared", default="data/prepared", help="splits written by the prepare stage")
+    parser.add_argument("--no-table", action="store_true", help="skip timing the whole default table")
+    parser.add_argument("--output", help="where to write the results as JSON (default: metrics/bench.json, on CUDA "
+                        "metrics/bench_gpu.json)")
+    args = parser.parse_args(argv)
+
+    params = load_params(args.params)
+    device = select_device()
+    cuda = device.type == "cuda"
+    output = args.output or ("metrics/bench_gpu.json" if cuda else "metrics/bench.json")
+    gemm = gemm_rate(device)
+    processor = torch.cuda.get_device_name(device) if cuda else cpu_model()
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, {processor}")
+    print(f"fp32 GEMM 2048x2048: {gemm / 1e9:.1f} GFLOP/s")
     results = {
         "device": str(device),
-        "cpu": cpu_model(),
+        "gpu" if cuda else "cpu": processor,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "gemm_gflops": gemm / 1e9,
         "epochs_timed": args.epochs,
-        "variants": rows,
     }
+    if cuda:
+        results |= {"cuda": torch.version.cuda, "graph_steps": training.GRAPH_STEPS}
+    images, labels = data.load_mnist(args.raw, train=True)
+    train = data.to_inputs(images, device), data.to_targets(labels, device)
+    names = args.variants or list(params.variants)
+    if cuda:
+        results["variants"] = compare_graphs(params, names, train, device, args.epochs)
+    else:
+        mnist = MNIST(args.raw, train=True, transform=transforms.ToTensor())
+        results["variants"] = compare_loops(params, names, train, mnist, device, args.epochs, gemm)
     if not args.no_table:
         results["table_epochs"] = params.train.epochs
-        results["table_seconds"] = table_seconds(params, args.prepared, device)
+        results["table_seconds"], results["table_test_accuracy"] = train_table(params, args.prepared, device)
         print(f"whole table ({len(params.variants)} variants x {params.train.epochs} epochs): "
-              f"{results['table_seconds']:.1f} s")
-    with files.atomic_outputs(args.output) as (output,):
-        files.write_json(output, results)
-    print(f"wrote {args.output}")
+              f"{results['table_seconds']:.1f} s; test accuracy "
+              + ", ".join(f"{name} {acc:.4f}" for name, acc in results["table_test_accuracy"].items()))
+    with files.atomic_outputs(output) as (path,):
+        files.write_json(path, results)
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 import importlib.util
 import json
 import math
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -37,6 +38,7 @@ def tiny_mnist(tmp_path):
     prepared.mkdir()
     data.save_split(prepared / "train.safetensors", images[:250], labels[:250])
     data.save_split(prepared / "val.safetensors", images[250:], labels[250:])
+    data.save_split(prepared / "test.safetensors", *data.load_mnist(tmp_path / "raw", train=False))
     params = tmp_path / "params.yaml"
     params.write_text(PARAMS.read_text().replace("  epochs: 15\n", "  epochs: 1\n", 1))
     return tmp_path, params
@@ -65,6 +67,8 @@ def test_bench_writes_consistent_figures(tiny_mnist, capsys):
     softmax, dnn_dropout = result["variants"]
     assert softmax["random_s"] == 0 < dnn_dropout["random_s"]  # only dropout draws random numbers
     assert result["table_epochs"] == 1 and math.isfinite(result["table_seconds"]) and result["table_seconds"] > 0
+    assert list(result["table_test_accuracy"]) == ["softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout"]
+    assert all(accuracy * 100 == round(accuracy * 100) for accuracy in result["table_test_accuracy"].values())
     printed = capsys.readouterr().out
     assert "fp32 GEMM 2048x2048" in printed and "whole table (5 variants x 1 epochs)" in printed
     assert "where a profiled engine epoch's time goes" in printed
@@ -74,3 +78,44 @@ def test_gemm_rate_counts_two_flops_per_multiply_add(monkeypatch):
     clock = iter(range(100))  # every timed product takes exactly one fake second
     monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
     assert bench.gemm_rate("cpu", n=64, repeats=3) == 2 * 64**3
+
+
+# Python as if these were not installed: importing one raises ModuleNotFoundError, importlib.util.find_spec gives None.
+WITHOUT_THE_DVC_STACK = """
+import runpy, sys
+
+sys.modules.update(dict.fromkeys(["dvc", "dvclive", "pandas", "matplotlib"]))
+import mnist_dnn.config, mnist_dnn.data, mnist_dnn.device, mnist_dnn.download, mnist_dnn.training
+sys.argv = ["benchmarks/bench.py", *sys.argv[1:]]
+runpy.run_path("benchmarks/bench.py", run_name="__main__")
+"""
+
+
+def test_the_engine_and_the_bench_run_without_dvc_dvclive_pandas_or_matplotlib(tiny_mnist):
+    root, params = tiny_mnist
+    argv = ["--params", str(params), "--raw", str(root / "raw"), "--prepared", str(root / "prepared")]
+    argv += ["--variants", "softmax", "--epochs", "1", "--output", str(root / "bench.json")]
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_THE_DVC_STACK, *argv], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads((root / "bench.json").read_text())["table_test_accuracy"].keys() == {
+        "softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout"
+    }
+
+
+def test_the_blocker_blocks():
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_THE_DVC_STACK.replace("import mnist_dnn", "import pandas, mnist_dnn")],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 1 and "ModuleNotFoundError: import of pandas halted" in done.stderr
+
+
+def test_format_table_aligns_columns_and_rounds_numbers():
+    rows = [{"variant": "softmax", "s": 0.12345, "n": 7}, {"variant": "dnn", "s": 12.5, "n": 1234}]
+    assert bench.format_table(rows, ["variant", "s", "n"]).splitlines() == [
+        "variant      s    n",
+        "softmax  0.123    7",
+        "    dnn 12.500 1234",
+    ]

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_dnn.optimizers import OPTIMIZERS, AdagradDA, Ftrl, ProximalAdagrad, ProximalGradientDescent, build_optimizer
+from mnist_dnn.optimizers import (
+    OPTIMIZERS,
+    AdagradDA,
+    Ftrl,
+    ProximalAdagrad,
+    ProximalGradientDescent,
+    build_optimizer,
+    is_capturable,
+)
 
 # Two large weights with steady gradients, two small ones with small gradients of changing sign.
 W0 = np.array([1.0, -0.8, 0.05, -0.04])
@@ -200,3 +208,50 @@ def test_each_optimizer_reduces_the_loss_of_a_logistic_regression(name):
 
     losses = [optimizer.step(closure).item() for _ in range(30)]
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def host_read(*args, **kwargs):
+    raise AssertionError("step read a tensor's value on the host")
+
+
+@pytest.mark.parametrize(("name", "hyperparameters"), CASES)
+def test_our_optimizers_step_without_reading_a_tensor_on_the_host(monkeypatch, name, hyperparameters):
+    # a read of a value on the host would wait for the GPU, and a CUDA graph would replay what it read at capture
+    for method in ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__"):
+        monkeypatch.setattr(torch.Tensor, method, host_read)
+    steps = list(run(name, hyperparameters, GRADS))
+    monkeypatch.undo()
+    torch.testing.assert_close(steps[-1], torch.from_numpy(list(REFERENCES[name](W0, GRADS, **hyperparameters))[-1]))
+
+
+@pytest.mark.parametrize("name", REGULARISED)
+def test_our_optimizers_keep_all_their_state_in_tensors_on_the_parameters_device(name):
+    # on the meta device, a tensor made anywhere else (a step count on the CPU) or a Python number shows up
+    w = torch.zeros(4, device="meta", requires_grad=True)
+    optimizer = OPTIMIZERS[name]([w], **REGULARISED[name])
+    for _ in range(2):
+        w.grad = torch.ones(4, device="meta")
+        optimizer.step()
+    state = optimizer.state[w]
+    assert all(isinstance(value, torch.Tensor) and value.device == w.device for value in state.values()), state
+
+
+def test_capturable_optimizers_are_ours_sgd_and_those_built_capturable():
+    def build(name, capturable):
+        return build_optimizer(name, [torch.zeros(2, requires_grad=True)], 0.1, capturable=capturable)
+
+    capturable = {name: is_capturable(build(name, capturable=True)) for name in OPTIMIZERS}
+    assert capturable == {
+        "adam": True,
+        "adadelta": True,
+        "adagrad": False,  # PyTorch's Adagrad has no capturable mode
+        "rmsprop": True,
+        "sgd": True,
+        "ftrl": True,
+        "proximal_gd": True,
+        "proximal_adagrad": True,
+        "adagrad_da": True,
+    }
+    assert not any(is_capturable(build(name, capturable=False)) for name in ["adam", "adadelta", "rmsprop"])
+    adam = build("adam", capturable=True)
+    assert adam.defaults["capturable"] and adam.defaults["fused"]

@@ -1,4 +1,8 @@
-"""Optimizers chosen by name from params.yaml, with four TensorFlow 1.x optimizers that PyTorch lacks."""
+"""Optimizers chosen by name from params.yaml, with four TensorFlow 1.x optimizers that PyTorch lacks.
+
+The four keep all their state in tensors on the parameters' device and never read a tensor's value on the host,
+so that their ``step`` can be recorded in a CUDA graph.
+"""
 
 import inspect
 
@@ -111,7 +115,8 @@ class ProximalAdagrad(_ElementwiseOptimizer):
 class AdagradDA(_ElementwiseOptimizer):
     """Adagrad dual averaging (Duchi et al., 2011) as TF's ``AdagradDAOptimizer`` (op ApplyAdagradDA).
 
-    The step ``t`` counts this parameter's updates, including the current one (TF passes ``global_step + 1``).
+    The step ``t`` counts this parameter's updates, including the current one (TF passes ``global_step + 1``); it is a
+    float64 tensor on the parameter's device, so that a CUDA graph replays the count rather than a constant.
     """
 
     def __init__(self, params, lr=1e-3, initial_gradient_squared_accumulator_value=0.1, l1=0.0, l2=0.0):
@@ -122,11 +127,11 @@ class AdagradDA(_ElementwiseOptimizer):
 
     def _update(self, param, grad, state, group):
         if not state:
-            state["step"] = 0
+            state["step"] = torch.zeros((), dtype=torch.float64, device=param.device)
             state["gradient_accumulator"] = torch.zeros_like(param)
             initial = group["initial_gradient_squared_accumulator_value"]
             state["gradient_squared_accumulator"] = torch.full_like(param, initial)
-        state["step"] += 1
+        state["step"].add_(1)
         step, lr, l1, l2 = state["step"], group["lr"], group["l1"], group["l2"]
         gradients, squares = state["gradient_accumulator"], state["gradient_squared_accumulator"]
         gradients.add_(grad)
@@ -148,12 +153,28 @@ OPTIMIZERS = {
 }
 
 
-def build_optimizer(name, parameters, lr, **hyperparameters):
+def build_optimizer(name, parameters, lr, capturable=False, **hyperparameters):
     """The optimizer called ``name`` over ``parameters`` with learning rate ``lr`` and any extra ``hyperparameters``.
 
     PyTorch optimizers that offer a fused kernel (Adam, SGD, Adagrad) get it: the same update in one call per step.
+    With ``capturable`` (parameters on a GPU), those that offer it (Adam, Adadelta, RMSprop) keep their step count on
+    the device, so that their step can be recorded in a CUDA graph.
     """
     optimizer = OPTIMIZERS[name]
-    if "fused" in inspect.signature(optimizer).parameters:
+    accepted = inspect.signature(optimizer).parameters
+    if "fused" in accepted:
         hyperparameters.setdefault("fused", True)
+    if capturable and "capturable" in accepted:
+        hyperparameters.setdefault("capturable", True)
     return optimizer(parameters, lr=lr, **hyperparameters)
+
+
+def is_capturable(optimizer):
+    """Whether ``optimizer.step`` can be recorded in a CUDA graph and replayed: state on the device, no host sync.
+
+    Ours always; SGD, which counts no steps; PyTorch's others when built with ``capturable=True``. Adagrad has no such
+    mode (its step count stays on the CPU), so it runs eagerly. A graph replays the learning rate it was recorded with.
+    """
+    if isinstance(optimizer, (_ElementwiseOptimizer, torch.optim.SGD)):
+        return True
+    return all(group.get("capturable", False) for group in optimizer.param_groups)

@@ -1,7 +1,9 @@
 """Training: seeding, and the mini-batch loop over tensors kept on the device."""
 
+import functools
 import math
 import random
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -9,7 +11,7 @@ import torch.nn.functional as F
 
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import accuracy
-from mnist_dnn.optimizers import build_optimizer
+from mnist_dnn.optimizers import build_optimizer, is_capturable
 
 
 def seed_everything(seed):
@@ -25,26 +27,119 @@ class EpochLog:
     val_accuracy: float | None
 
 
-def fit(model, optimizer, train, val, hp, name="model"):
+# Steps per CUDA graph: a tenth of an epoch of 550 steps, so that recording costs a tenth of a whole epoch's (about
+# 1 s per variant in issue 14's probe) and the eager warm-up before it is 50 steps, for 11 replays per epoch.
+GRAPH_STEPS = 50
+
+
+def train_step(model, optimizer, inputs, targets, batch, loss_sum):
+    """One optimizer step on the samples at indices ``batch``; adds the batch's summed loss to ``loss_sum``."""
+    loss = F.cross_entropy(model(inputs[batch]), targets[batch])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    loss_sum += loss.detach() * len(batch)
+
+
+class Permutations:
+    """Each epoch's order of ``n`` samples, drawn from a CPU generator seeded by ``seed`` (the same order on every
+    device) into one static buffer on ``device``, through pinned memory on CUDA, so that CUDA graphs can read it."""
+
+    def __init__(self, n, seed, device):
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.empty(n, dtype=torch.long, device=device)
+        self.staged = torch.empty(n, dtype=torch.long, pin_memory=self.order.is_cuda)
+
+    def refill(self):
+        """The next epoch's order, in the static buffer.
+
+        The copy is asynchronous; the caller syncs once per epoch (the loss), before ``staged`` is written again.
+        """
+        torch.randperm(len(self.order), generator=self.generator, out=self.staged)
+        return self.order.copy_(self.staged, non_blocking=True)
+
+
+def eager_epoch(step, order, batch_size):
+    """Call ``step`` on each mini-batch of ``batch_size`` indices of ``order`` (the last one may be smaller)."""
+    for start in range(0, len(order), batch_size):
+        step(order[start : start + batch_size])
+
+
+class GraphedEpoch:
+    """Runs an epoch's steps as replays of one CUDA graph of ``graph_steps`` steps, and any steps left over eagerly.
+
+    The graph reads its mini-batches from a static buffer of ``graph_steps`` batches' indices, refilled from the
+    epoch's order before each replay. The first ``graph_steps`` steps of the run are run eagerly on a side stream
+    before the capture, as PyTorch asks (they create cuBLAS workspaces and the optimizer's state), and are real steps
+    of the first epoch: recording changes nothing in what is computed. Dropout masks are drawn inside the graph from
+    the default CUDA generator, whose state the capture registers.
+    """
+
+    def __init__(self, step, batch_size, graph_steps):
+        self.step, self.batch_size, self.graph_steps = step, batch_size, graph_steps
+        self.batches = None  # the static buffer, made from the first chunk
+        self.replay = None
+
+    def __call__(self, order):
+        span = self.graph_steps * self.batch_size
+        graphed = len(order) // span * span
+        for start in range(0, graphed, span):
+            chunk = order[start : start + span]
+            if self.replay is None:
+                self.batches = chunk.clone()
+                self.replay = self.capture()
+            else:
+                self.batches.copy_(chunk)
+                self.replay()
+        eager_epoch(self.step, order[graphed:], self.batch_size)
+
+    def run_batches(self):
+        """The steps on the static buffer's batches."""
+        eager_epoch(self.step, self.batches, self.batch_size)
+
+    def capture(self):
+        """Run the static buffer's steps eagerly on a side stream, then record them; return the graph's replay."""
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            self.run_batches()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=side):
+            self.run_batches()
+        return graph.replay
+
+
+def fit(model, optimizer, train, val, hp, name="model", graph_steps=None):
     """Train ``model`` on ``train = (inputs, targets)`` for ``hp.epochs``, yielding an EpochLog after each epoch.
 
     The data stays on its device; each epoch draws a permutation seeded by ``hp.seed`` (on the CPU, so the order is
-    the same on every device) and slices ``hp.batch_size`` mini-batches from it. ``val=None`` skips validation.
-    Raises UserError if the loss diverges.
+    the same on every device) and slices ``hp.batch_size`` mini-batches from it. The epoch's loss is summed on the
+    device and read once. ``val=None`` skips validation. Raises UserError if the loss diverges.
+
+    ``graph_steps``: steps per CUDA graph (see GraphedEpoch); 0 runs every step eagerly. By default GRAPH_STEPS on
+    CUDA with an optimizer whose step can be recorded (``optimizers.is_capturable``), else 0.
     """
     inputs, targets = train
     n = len(inputs)
-    generator = torch.Generator().manual_seed(hp.seed)
+    if graph_steps is None:
+        graph_steps = GRAPH_STEPS if inputs.is_cuda and is_capturable(optimizer) else 0
+    permutations = Permutations(n, hp.seed, inputs.device)
+    loss_sum = torch.zeros((), device=inputs.device)
+
+    def step(batch):
+        train_step(model, optimizer, inputs, targets, batch, loss_sum)
+
+    if graph_steps:
+        run_epoch = GraphedEpoch(step, hp.batch_size, graph_steps)
+    else:
+        run_epoch = functools.partial(eager_epoch, step, batch_size=hp.batch_size)
     for epoch in range(1, hp.epochs + 1):
         model.train()
-        order = torch.randperm(n, generator=generator).to(inputs.device)
-        loss_sum = torch.zeros((), device=inputs.device)
-        for batch in order.split(hp.batch_size):
-            loss = F.cross_entropy(model(inputs[batch]), targets[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(batch)
+        loss_sum.zero_()
+        with warnings.catch_warnings():  # a capturable optimizer warns when it steps eagerly, as a graph's first do
+            warnings.filterwarnings("ignore", "This instance was constructed with capturable=True")
+            run_epoch(permutations.refill())
         train_loss = loss_sum.item() / n
         if not math.isfinite(train_loss):
             raise UserError(f"{name}: training diverged in epoch {epoch} (mean train loss {train_loss})")
@@ -52,11 +147,13 @@ def fit(model, optimizer, train, val, hp, name="model"):
 
 
 def setup(spec, hp, opt, device):
-    """Seed by ``hp`` (TrainParams), then build ``spec``'s model on ``device`` and the ``opt`` optimizer for it."""
+    """Seed by ``hp`` (TrainParams), then build ``spec``'s model on ``device`` and the ``opt`` optimizer for it
+    (capturable on CUDA, for ``fit``'s graphs)."""
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = hp.tf32
     seed_everything(hp.seed)
     model = spec.build().to(device)
-    return model, build_optimizer(opt.name, model.parameters(), opt.lr, **opt.hyperparameters)
+    capturable = torch.device(device).type == "cuda"
+    return model, build_optimizer(opt.name, model.parameters(), opt.lr, capturable, **opt.hyperparameters)
 
 
 def train(spec, hp, opt, train, val, log_dir=None):
