@@ -9,6 +9,7 @@ Usage: python .ci/push_run_cache_outputs.py [remote]
 import sys
 from pathlib import Path
 
+from dvc.exceptions import CollectCacheError
 from dvc.repo import Repo
 
 
@@ -17,16 +18,23 @@ def run_cache_entries(repo):
     return [(entry.parent.name, entry.name) for entry in Path(repo.stage_cache.cache_dir).glob("*/*/*")]
 
 
+def local_outputs(repo, entry):
+    """The objects that run-cache ``entry`` names and this clone's cache holds."""
+    try:
+        used = repo.stage_cache.get_used_objs([entry])
+    except CollectCacheError:  # an entry pulled from elsewhere, whose directory outputs this clone never had
+        return set()
+    return {obj for objs in used.values() for obj in objs if repo.cache.local.exists(obj.value)}
+
+
 def push_run_cache_outputs(repo, remote=None):
-    """Push every object the local run-cache entries name; return (entries, objects sent)."""
+    """Push every object the local run-cache entries name and this clone holds; return (entries, objects sent)."""
     entries = run_cache_entries(repo)
-    sent = 0
-    for odb, objs in repo.stage_cache.get_used_objs(entries, remote=remote).items():
-        result = repo.cloud.push(objs, remote=remote, odb=odb)
-        if result.failed:
-            sys.exit(f"error: {len(result.failed)} run-cache outputs failed to upload; run this again")
-        sent += len(result.transferred)
-    return len(entries), sent
+    objs = set().union(*(local_outputs(repo, entry) for entry in entries))
+    result = repo.cloud.push(objs, remote=remote)
+    if result.failed:
+        sys.exit(f"error: {len(result.failed)} run-cache outputs failed to upload; run this again")
+    return len(entries), len(result.transferred)
 
 
 if __name__ == "__main__":
