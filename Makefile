@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --constraint constraints.txt --editable ".[test]"
+	$(VENV)/bin/pip install --quiet --constraint constraints.txt --editable ".[test,s3]"
 	touch $@
 
 repro: install

@@ -1,10 +1,17 @@
-"""Shared test helpers: stage commands as dvc.yaml has them, and a child process under the bad-input caps."""
+"""Shared test helpers: stage commands as dvc.yaml has them, a child process under the bad-input caps, and the
+servers that the sharing tests need (on 127.0.0.1 only, each stopped when its tests end) with their figures."""
 
 import functools
+import importlib.util
 import resource
 import shlex
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,3 +46,104 @@ def run_capped(tmp_path):
         )
 
     return run
+
+
+# ---- servers for tests/test_sharing.py --------------------------------------------------------------------
+
+FIGURES = {}  # name -> value, printed at the end of the run (seconds of pushes and pulls, stages rerun)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("sharing: measured figures")
+        for name, value in FIGURES.items():
+            terminalreporter.write_line(f"{name}: {value}")
+
+
+@pytest.fixture(scope="session")
+def figures():
+    return FIGURES
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serving(cmd, url, log_path, timeout=60):
+    """Run the server ``cmd`` for the duration of the block, once ``url`` answers; stop it after."""
+    no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                no_proxy.open(url, timeout=2).close()
+                break
+            except urllib.error.HTTPError:
+                break  # it answers
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"{' '.join(cmd)} did not answer at {url}:\n{log_path.read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield server
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """A boto3 client of a real S3-compatible server (moto's standalone server) on 127.0.0.1, with test credentials
+    in the environment that DVC's subprocesses inherit."""
+    for module, package in (("moto.server", "moto[server]"), ("flask", "moto[server]"), ("dvc_s3", "dvc-s3")):
+        if importlib.util.find_spec(module) is None:
+            pytest.fail(f"{package} is not installed: `make test` installs it (pip install -e '.[test,s3]')")
+    import boto3
+
+    folder = tmp_path_factory.mktemp("s3-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": str(folder / "no-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "NO_PROXY": "127.0.0.1",
+            "no_proxy": "127.0.0.1",
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_PROFILE", raising=False)
+        env.delenv("AWS_SESSION_TOKEN", raising=False)
+        cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        with serving(cmd, url, folder / "server.log"):
+            yield boto3.client("s3", endpoint_url=url)
+
+
+@pytest.fixture(scope="session")
+def http_folder(tmp_path_factory):
+    """``http_folder(folder)``: serve ``folder`` read-only with Python's http.server on 127.0.0.1, until the session
+    ends; returns its URL."""
+    with pytest.MonkeyPatch.context() as env, ExitStack() as stack:
+        env.setenv("NO_PROXY", "127.0.0.1")
+        env.setenv("no_proxy", "127.0.0.1")
+
+        def serve(folder):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            cmd = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(folder), str(port)]
+            stack.enter_context(serving(cmd, url, tmp_path_factory.mktemp("http-server") / "server.log"))
+            return url
+
+        yield serve
+

@@ -1,0 +1,255 @@
+"""Artifacts that travel: the real `dvc repro`, `push` and `pull` between clones of a temporary copy of this project,
+through an S3-compatible server (moto's, on 127.0.0.1) and a read-only HTTP copy; runners and a collector meeting
+only at the remote; `dvc get` of one model; no corruption on the way. 1 training epoch, one optimizer in the study.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from dvc.repo import Repo
+from ruamel.yaml import YAML
+
+from test_pipeline import REPO, VARIANTS, commit, pipeline_env, ran_stages, run
+
+BUCKET = "mnist-dnn"
+
+
+def edit_params(root, **changes):
+    yaml = YAML()
+    params = yaml.load(root / "params.yaml")
+    params.update(changes)
+    yaml.dump(params, root / "params.yaml")
+
+
+def clone(source, machine):
+    """A git clone of ``source`` in the folder ``machine``/mnist-dnn: its own workspace and DVC cache."""
+    root = machine / "mnist-dnn"
+    run(["git", "clone", "-q", str(source), str(root)], machine)
+    return root
+
+
+def use_s3(root, endpoint, name="storage", bucket=BUCKET):
+    """Point remote ``name`` (a new one unless ``storage``) at the S3 server in .dvc/config.local, as a maintainer sets
+    the write address."""
+    url = f"s3://{bucket}/store"
+    if name == "storage":
+        run(["dvc", "remote", "modify", "--local", name, "url", url], root)
+    else:
+        run(["dvc", "remote", "add", "--local", name, url], root)
+    run(["dvc", "remote", "modify", "--local", name, "endpointurl", endpoint], root)
+
+
+def timed(cmd, cwd):
+    start = time.monotonic()
+    output = run(cmd, cwd)
+    return output, round(time.monotonic() - start, 1)
+
+
+def predict_json(root, *args):
+    return json.loads(run(["mnist-dnn", "predict", *args, "--json"], root))
+
+
+def push_run_cache(root):
+    """What a runner does after `dvc repro`: `dvc push --run-cache`, then the outputs it leaves behind."""
+    output = run(["dvc", "push", "--run-cache"], root)
+    return output + run([sys.executable, ".ci/push_run_cache_outputs.py"], root)
+
+
+@pytest.fixture(scope="module")
+def machine_a(tmp_path_factory):
+    """Machine A: the project with 1 epoch and one optimizer, trained with `dvc repro`, committed, and pushed to the
+    offline default remote (the folder ../mnist-dnn-storage beside the clone)."""
+    root = tmp_path_factory.mktemp("machine-a") / "mnist-dnn"
+    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).split()
+    for name in files:
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    yaml = YAML()
+    params = yaml.load(root / "params.yaml")
+    params["train"]["epochs"] = 1
+    params["optimizer_study"]["optimizers"] = {"adam": params["optimizer_study"]["optimizers"]["adam"]}
+    yaml.dump(params, root / "params.yaml")
+    run(["git", "init", "-q"], root)
+    commit(root, "1 epoch, one optimizer")
+    run(["dvc", "repro"], root)
+    commit(root, "trained")
+    run(["dvc", "push"], root)  # the committed default remote: no set-up, no network
+    return root
+
+
+@pytest.fixture(scope="module")
+def pushed_to_s3(machine_a, s3, figures):
+    """A, as a maintainer, sets the S3 write address in .dvc/config.local and runs `dvc push --run-cache`."""
+    s3.create_bucket(Bucket=BUCKET)
+    use_s3(machine_a, s3.meta.endpoint_url)
+    _, figures["A: dvc push --run-cache to S3 (s)"] = timed(["dvc", "push", "--run-cache"], machine_a)
+    return machine_a
+
+
+@pytest.fixture(scope="module")
+def machine_b(pushed_to_s3, s3, tmp_path_factory, figures):
+    """Machine B: another clone with its own cache, after `dvc pull --run-cache` from S3."""
+    root = clone(pushed_to_s3, tmp_path_factory.mktemp("machine-b"))
+    use_s3(root, s3.meta.endpoint_url)
+    _, figures["B: dvc pull --run-cache from S3 (s)"] = timed(["dvc", "pull", "--run-cache"], root)
+    return root
+
+
+def test_a_clone_that_pulls_from_s3_reruns_nothing_and_predicts(machine_a, machine_b, figures):
+    rerun = ran_stages(run(["dvc", "repro"], machine_b))
+    figures["B: stages rerun by dvc repro"] = len(rerun)
+    assert rerun == set()
+    assert "up to date" in run(["dvc", "status"], machine_b)
+    for variant in VARIANTS:
+        model = f"models/{variant}.safetensors"
+        assert (machine_b / model).read_bytes() == (machine_a / model).read_bytes()
+    args = ["--variant", "dnn_dropout", "--index", "0"]
+    assert predict_json(machine_b, *args) == predict_json(machine_a, *args)
+
+
+def test_a_run_cache_entry_made_on_one_machine_restores_the_stage_on_another(
+    machine_b, pushed_to_s3, s3, tmp_path_factory
+):
+    # B trains keep_prob=0.5 without committing it, and pushes its run-cache; C, a fresh clone, asks for the same
+    # params: the device is not part of a stage's key (cmd, deps' hashes, params), so B's run is C's cache.
+    edit_params(machine_b, keep_prob=0.5)
+    trained = ran_stages(run(["dvc", "repro"], machine_b))
+    assert "train@dnn_dropout" in trained
+    push_run_cache(machine_b)
+    c = clone(pushed_to_s3, tmp_path_factory.mktemp("machine-c"))
+    use_s3(c, s3.meta.endpoint_url)
+    edit_params(c, keep_prob=0.5)
+    output = run(["dvc", "repro", "--pull"], c)
+    assert ran_stages(output) == {"summarize", "report"}  # outputs all `cache: false`: DVC keeps no run-cache for them
+    assert "Stage 'train@dnn_dropout' is cached - skipping run" in output
+    for path in ("models/dnn_dropout.safetensors", "metrics/eval/dnn_dropout.json", "metrics/summary.json"):
+        assert (c / path).read_bytes() == (machine_b / path).read_bytes()
+
+
+def test_runners_split_the_seeds_and_a_collector_trains_nothing(pushed_to_s3, s3, tmp_path_factory, figures):
+    maintainer = clone(pushed_to_s3, tmp_path_factory.mktemp("maintainer"))
+    edit_params(maintainer, extra_seeds=[1, 2])
+    commit(maintainer, "extra_seeds [1, 2]")
+    runners = {}
+    for seed in (1, 2):
+        runner = runners[seed] = clone(maintainer, tmp_path_factory.mktemp(f"runner-{seed}"))
+        use_s3(runner, s3.meta.endpoint_url)
+        output, figures[f"runner {seed}: dvc repro --pull seed@*-{seed} (s)"] = timed(
+            ["dvc", "repro", "--pull", "--glob", f"seed@*-{seed}"], runner
+        )
+        assert ran_stages(output) == {f"seed@{variant}-{seed}" for variant in VARIANTS}  # download, prepare pulled
+        start = time.monotonic()
+        push_run_cache(runner)
+        figures[f"runner {seed}: push --run-cache (s)"] = round(time.monotonic() - start, 1)
+    collector = clone(maintainer, tmp_path_factory.mktemp("collector"))
+    use_s3(collector, s3.meta.endpoint_url)
+    output, figures["collector: dvc repro --pull (s)"] = timed(["dvc", "repro", "--pull"], collector)
+    rerun = ran_stages(output)
+    figures["collector: stages run"] = ", ".join(sorted(rerun))
+    assert rerun == {"summarize", "report"}  # the multi-seed table; no training
+    for variant in VARIANTS:
+        for seed, runner in runners.items():
+            path = f"metrics/seeds/{variant}-{seed}.json"
+            assert (collector / path).read_bytes() == (runner / path).read_bytes()
+    summary = json.loads((collector / "metrics/summary.json").read_text())
+    assert [row["seeds"] for row in summary] == [3] * len(VARIANTS)
+    assert ran_stages(run(["dvc", "repro"], collector)) == set()
+
+
+@pytest.fixture(scope="module")
+def public_copy(machine_a, http_folder):
+    """The folder A pushed to (its default remote), served read-only over HTTP, as a public copy would be."""
+    return http_folder(machine_a.parent / "mnist-dnn-storage")
+
+
+def test_a_stranger_pulls_the_read_only_http_copy_and_reruns_nothing(machine_a, public_copy, tmp_path_factory, figures):
+    stranger = clone(machine_a, tmp_path_factory.mktemp("stranger"))
+    run(["dvc", "remote", "modify", "--local", "storage", "url", public_copy], stranger)
+    _, figures["stranger: dvc pull over HTTP (s)"] = timed(["dvc", "pull"], stranger)
+    rerun = ran_stages(run(["dvc", "repro"], stranger))
+    figures["stranger: stages rerun by dvc repro"] = len(rerun)
+    assert rerun == set()
+    assert (stranger / "models/dnn.safetensors").read_bytes() == (machine_a / "models/dnn.safetensors").read_bytes()
+
+
+def test_dvc_get_one_model_then_predict_with_it(machine_a, public_copy, tmp_path_factory):
+    # A published repository: its committed default remote is the read-only HTTP copy.
+    published = clone(machine_a, tmp_path_factory.mktemp("published"))
+    run(["dvc", "remote", "modify", "storage", "url", public_copy], published)
+    commit(published, "default remote: the public copy")
+    outsider = tmp_path_factory.mktemp("outsider")  # no clone, no pipeline
+    run(["dvc", "get", str(published), "models/dnn_dropout.safetensors"], outsider)
+    run(["dvc", "get", str(published), "data/prepared/test.safetensors", "-o", "data/prepared/test.safetensors"], outsider)
+    model = outsider / "dnn_dropout.safetensors"
+    assert model.read_bytes() == (machine_a / "models/dnn_dropout.safetensors").read_bytes()
+    got = predict_json(outsider, "--model", "dnn_dropout.safetensors", "--index", "0")
+    assert got == predict_json(machine_a, "--variant", "dnn_dropout", "--index", "0")
+
+
+def test_dvc_yaml_declares_the_five_models_for_the_model_registry():
+    artifacts = {name: a for arts in Repo(str(REPO)).artifacts.read().values() for name, a in arts.items()}
+    assert set(artifacts) == set(VARIANTS)
+    for name, artifact in artifacts.items():
+        assert (artifact.path, artifact.type) == (f"models/{name}.safetensors", "model")
+        assert artifact.desc and artifact.labels
+
+
+def s3_objects(s3, bucket):
+    """Key -> bytes of every object in ``bucket``."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+
+def test_a_push_killed_mid_way_completes_when_run_again(pushed_to_s3, s3):
+    root, bucket = pushed_to_s3, "killed-push"
+    s3.create_bucket(Bucket=bucket)
+    use_s3(root, s3.meta.endpoint_url, name="killed", bucket=bucket)
+    push = subprocess.Popen(
+        ["dvc", "push", "-r", "killed", "--jobs", "1"], cwd=root, env=pipeline_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not s3.list_objects_v2(Bucket=bucket).get("KeyCount"):  # kill it once the first object has arrived
+        assert push.poll() is None and time.monotonic() < deadline, "the push ended before its first object arrived"
+        time.sleep(0.05)
+    os.killpg(push.pid, signal.SIGKILL)
+    push.wait()
+    at_kill = len(s3_objects(s3, bucket))
+    run(["dvc", "push", "-r", "killed"], root)
+    assert "in sync" in run(["dvc", "status", "--cloud", "-r", "killed"], root)
+    objects = s3_objects(s3, bucket)
+    assert 0 < at_kill < len(objects)  # killed mid-way
+    cache = root / ".dvc/cache"
+    for key, content in objects.items():  # every object whole: the same bytes as in A's cache
+        assert content == (cache / key.removeprefix("store/")).read_bytes(), key
+
+
+def test_a_pull_of_a_tampered_object_fails_naming_the_file_and_keeps_the_workspace(machine_a, tmp_path_factory):
+    tampered = tmp_path_factory.mktemp("tampered") / "storage"
+    shutil.copytree(machine_a.parent / "mnist-dnn-storage", tampered)
+    lock = YAML(typ="safe").load(machine_a / "dvc.lock")
+    md5 = next(out["md5"] for out in lock["stages"]["train@softmax"]["outs"] if out["path"].startswith("models/"))
+    obj = tampered / "files/md5" / md5[:2] / md5[2:]
+    content = bytearray(obj.read_bytes())
+    content[-1] ^= 0xFF  # one byte changed, same size
+    obj.write_bytes(bytes(content))
+    d = clone(machine_a, tmp_path_factory.mktemp("machine-d"))
+    run(["dvc", "remote", "modify", "--local", "storage", "url", str(tampered)], d)
+    run(["dvc", "pull", "prepare", "train@dnn"], d)  # intact objects, already in the workspace
+    before = {p: p.read_bytes() for p in (d / "data/prepared").iterdir()} | {
+        d / "models/dnn.safetensors": (d / "models/dnn.safetensors").read_bytes()
+    }
+    pull = subprocess.run(["dvc", "pull"], cwd=d, env=pipeline_env(), capture_output=True, text=True)
+    assert pull.returncode != 0
+    assert "models/softmax.safetensors" in pull.stderr + pull.stdout
+    assert not (d / "models/softmax.safetensors").exists()  # the tampered bytes never reach the workspace
+    assert {p: p.read_bytes() for p in before} == before
