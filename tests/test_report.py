@@ -180,7 +180,7 @@ def test_stage_writes_the_report(workspace, monkeypatch):
 def test_stage_refuses_confusion_data_of_another_test_set(workspace, monkeypatch, capsys):
     csv = workspace / "metrics/confusion/beta.csv"
     csv.write_text("".join(csv.read_text().splitlines(keepends=True)[:-1]))
-    assert run_report_stage(workspace, monkeypatch) == 1
+    assert run_report_stage(workspace, monkeypatch) == 2
     err = capsys.readouterr().err
     assert "metrics/confusion/beta.csv: 39 rows for 40 test images; run `dvc repro evaluate@beta`" in err
     assert not (workspace / "metrics/report.html").exists()
@@ -197,7 +197,7 @@ def test_stage_refuses_confusion_data_of_another_test_set(workspace, monkeypatch
 )
 def test_stage_names_a_missing_input_and_its_stage(workspace, monkeypatch, capsys, missing, stage):
     (workspace / missing).unlink()
-    assert run_report_stage(workspace, monkeypatch) == 1
+    assert run_report_stage(workspace, monkeypatch) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and missing in err and f"`dvc repro {stage}`" in err
     assert not (workspace / "metrics/report.html").exists()
