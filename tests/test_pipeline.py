@@ -143,15 +143,32 @@ def test_push_then_pull_in_a_fresh_clone_leaves_nothing_to_rerun(repo, tmp_path_
         assert (clone / f"metrics/eval/{variant}.json").read_text() == (root / f"metrics/eval/{variant}.json").read_text()
 
 
-def test_keep_prob_reruns_only_the_dropout_variant(repo):
+def markdown_table(text):
+    """The header and the rows of the Markdown table in ``text``, as lists of cells."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    header, *rows = ([cell.strip() for cell in line.strip("|").split("|")] for line in lines)
+    return header, [row for row in rows if not set("".join(row)) <= set("-: ")]
+
+
+def test_keep_prob_reruns_only_the_dropout_variant_and_its_results_fit_on_a_screen(repo):
     root, _ = repo
     commit(root, "before keep_prob")
     output = run(["dvc", "exp", "run", "-S", "keep_prob=0.5"], root)
     assert ran_stages(output) == {"train@dnn_dropout", "evaluate@dnn_dropout", "summarize", "report"}
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], root))
-    changed = {path for path, metrics in diff.items() if metrics}
-    assert "metrics/eval/dnn_dropout.json" in changed
-    assert not any(f"/{v}." in path or f"/{v}/" in path for path in changed for v in VARIANTS[:-1]), changed
+    assert {path: set(metrics) for path, metrics in diff.items()} == {
+        "metrics/test.json": {"accuracy.dnn_dropout", "loss.dnn_dropout"}
+    }
+    # What a person sees. Every metric: the five test accuracies first, then the losses.
+    _, rows = markdown_table(run(["dvc", "metrics", "diff", "--all", "--md"], root))
+    assert len(rows) <= 12
+    assert [row[1] for row in rows[:5]] == [f"accuracy.{v}" for v in sorted(VARIANTS)], rows
+    # `dvc exp show --only-changed`: the changed param and metrics, and the five accuracies when kept.
+    header, _ = markdown_table(run(["dvc", "exp", "show", "--only-changed", "--md"], root))
+    assert len(header) <= 20 and "keep_prob" in header and "accuracy.dnn_dropout" in header, header
+    header, _ = markdown_table(run(["dvc", "exp", "show", "--only-changed", "--keep", "accuracy", "--md"], root))
+    assert len(header) <= 20 and {f"accuracy.{v}" for v in VARIANTS} <= set(header), header
+    print(f"dvc metrics diff --all: {len(rows)} rows; dvc exp show --only-changed --keep accuracy: {len(header)} columns")
 
 
 def test_one_optimizers_hyperparameters_rerun_only_its_stage(repo):
@@ -176,7 +193,7 @@ def test_queued_experiments_run_two_at_a_time_and_leave_the_workspace_alone(repo
     assert status.count("Success") == 2, status
     shown = {row["Experiment"]: row for row in dvc_api_exp_show(root) if row.get("Experiment") in names}
     assert {name: row["keep_prob"] for name, row in shown.items()} == names
-    accuracies = [row["metrics/eval/dnn_dropout.json:accuracy"] for row in shown.values()]
+    accuracies = [row["metrics/test.json:accuracy.dnn_dropout"] for row in shown.values()]
     assert all(0.5 < acc <= 1 for acc in accuracies)
     assert (root / "params.yaml").read_text() == params
     assert run(["git", "status", "--porcelain"], root) == ""

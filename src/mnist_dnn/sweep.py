@@ -10,13 +10,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
 from mnist_dnn import charts, files, tables
+from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError, run_stage
 from mnist_dnn.markdown import sweep_markdown
 
@@ -91,8 +91,19 @@ def collect(values, variant, seeds):
     return records
 
 
+def check(params, variant, values, seeds):
+    """A UserError unless ``variant`` uses dropout, each value is a keep_prob and no seed is train.seed."""
+    if not params.variant(variant).dropout:
+        raise UserError(f"{variant} uses no dropout: keep_prob does not change it")
+    if not all(0 < value <= 1 for value in values):
+        raise UserError(f"keep_prob values must be in (0, 1], got {', '.join(f'{v:g}' for v in values)}")
+    if params.train.seed in seeds:
+        raise UserError(f"seed {params.train.seed} is train.seed already; list only the extra seeds")
+
+
 def main(args):
     values = [round(v, 6) for v in args.values]
+    check(load_params(), args.variant, values, args.seeds)
     if not args.collect_only:
         queue(values, args.variant, args.seeds)
         wait(args.jobs)
