@@ -161,7 +161,8 @@ def test_graph_section_shows_the_lecture_and_dropout_in_train_and_eval_mode(sect
 def test_optimizer_section_has_the_studys_table_and_curves():
     fragment = optimizers_html(OPTIMIZERS, OPTIMIZER_CURVES, STUDY)
     header, adam, ftrl = table_cells(fragment[fragment.index("<table"):fragment.index("</table>")])
-    assert header == ["optimizer", "hyperparameters", "test accuracy", "final train loss", "epochs to 97% val", "seconds"]
+    assert header[:3] == ["optimizer", "hyperparameters", "test accuracy"]
+    assert header[3:] == ["final train loss", "epochs to 97% val", "seconds"]
     assert adam == ["adam", "name=adam, lr=0.001", "97.00%", "0.0100", "2", "10"]
     assert ftrl[4] == "never"
     chart = re.search(r'<figure id="optimizer-curves">\s*(<svg.*?</svg>)', fragment, re.S).group(1)

@@ -54,7 +54,7 @@ def test_collect_reads_each_points_accuracies_from_its_experiment(repo):
 
 
 def test_collect_names_an_experiment_that_did_not_finish(repo):
-    with pytest.raises(UserError, match=r"sweep-keep_prob-0.7 did not finish; see `dvc queue logs sweep-keep_prob-0.7`"):
+    with pytest.raises(UserError, match=r"sweep-keep_prob-0.7 did not finish; see `dvc queue logs sweep-keep_prob-0.7"):
         sweep.collect([0.5, 0.7], "dnn_dropout", [1, 2])
 
 
@@ -64,7 +64,8 @@ def test_collect_only_writes_the_json_table_and_chart(repo, monkeypatch):
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(sweep.__file__, run_name="__main__")
     written = json.loads(out.with_suffix(".json").read_text())
-    assert written["variant"] == "dnn_dropout" and [r["accuracies"] for r in written["runs"]] == list(ACCURACIES.values())
+    assert written["variant"] == "dnn_dropout"
+    assert [run["accuracies"] for run in written["runs"]] == list(ACCURACIES.values())
     markdown = out.with_suffix(".md").read_text()
     assert "| 98.00 ± 1.00% | 97.00%–99.00% |" in markdown and "| 98.20 ± 0.10% | 98.10%–98.30% |" in markdown
     assert out.with_suffix(".svg").read_text().startswith("<svg")

@@ -65,7 +65,7 @@ def model_graph(model, inputs, targets, train):
 def variant_graphs(spec, inputs, targets):
     """The graphs of a fresh model of ``spec`` (a ModelSpec) on one batch, in train and in eval mode."""
     model = spec.build()
-    return {"train": model_graph(model, inputs, targets, train=True), "eval": model_graph(model, inputs, targets, train=False)}
+    return {mode: model_graph(model, inputs, targets, train=mode == "train") for mode in ("train", "eval")}
 
 
 def layers(nodes, edges):
@@ -148,7 +148,7 @@ def graph_svg(nodes, edges, title, key):
                      f'rx="4" fill="{fill}" stroke="#888"/>')
         if node.leaf:
             lines.append(f'<text x="{x}" y="{y - 3}" text-anchor="middle">{node.name}</text>'
-                         f'<text x="{x}" y="{y + 11}" text-anchor="middle" class="leaf">{html.escape(node.leaf)}</text>')
+                         f'<text x="{x}" y="{y + 11}" text-anchor="middle">{html.escape(node.leaf)}</text>')
         else:
             lines.append(f'<text x="{x}" y="{y + 4}" text-anchor="middle">{node.name}</text>')
         lines.append("</g>")

@@ -64,7 +64,9 @@ def summary_html(rows):
 def curves_html(loss, accuracy):
     """Two charts, training loss and validation accuracy per epoch, all variants in each."""
     figures = {
-        "curve-loss": charts.line_chart(loss, "step", "loss", "Training loss", "epoch", "loss (log scale)", yscale="log"),
+        "curve-loss": charts.line_chart(
+            loss, "step", "loss", "Training loss", "epoch", "loss (log scale)", yscale="log"
+        ),
         "curve-accuracy": charts.line_chart(
             accuracy, "step", "accuracy", "Validation accuracy", "epoch", "accuracy (%)", scale=100
         ),
@@ -169,7 +171,7 @@ def graphs_html(lecture, variants):
         if modes["train"] == modes["eval"]:
             figures.append(_graph_figure(name, f"{name} (the same in train and eval mode)", modes["train"]))
         else:
-            figures += [_graph_figure(f"{name}-{mode}", f"{name}, {mode} mode", modes[mode]) for mode in ("train", "eval")]
+            figures += [_graph_figure(f"{name}-{m}", f"{name}, {m} mode", modes[m]) for m in ("train", "eval")]
     return "\n".join(figures)
 
 
@@ -253,7 +255,8 @@ def build_report(rows, loss, accuracy, confusion, images, *, seed_noise, sweep, 
     }
     contents = " · ".join(f'<a href="#{key}">{html.escape(heading)}</a>' for key, heading in SECTIONS.items())
     sections = "\n".join(
-        f'<section id="{key}">\n<h2>{html.escape(heading)}</h2>\n{body[key]}\n</section>' for key, heading in SECTIONS.items()
+        f'<section id="{key}">\n<h2>{html.escape(heading)}</h2>\n{body[key]}\n</section>'
+        for key, heading in SECTIONS.items()
     )
     return f"""<!DOCTYPE html>
 <html lang="en">

@@ -58,7 +58,7 @@ def read_test_metrics(variants, eval_dir):
 
 
 def read_summary(path, command="dvc repro summarize"):
-    """The records of the summary JSON at ``path``, one per variant, each with a ``variant`` key; ``command`` writes it."""
+    """The records of the summary JSON at ``path`` (written by ``command``), one per variant with a ``variant`` key."""
     rows = _read_json(path, command)
     if not isinstance(rows, list) or not all(isinstance(row, dict) and "variant" in row for row in rows):
         raise UserError(f"{path}: not a summary (a list of records with a variant each); run `{command}`")
