@@ -1,10 +1,14 @@
 import json
+import runpy
+import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from ruamel.yaml import YAML
 
+from conftest import REPO, stage_argv
 from mnist_dnn.config import Params, load_params
 from mnist_dnn.errors import UserError
 from mnist_dnn.markdown import optimizer_markdown, summary_markdown, sweep_markdown
@@ -232,3 +236,20 @@ def test_a_bad_sweep_file_is_a_user_error_saying_make_sweep(tmp_path, content, m
     path.write_text(content)
     with pytest.raises(UserError, match=f"{message}.*run `make sweep`"):
         metrics.read_sweep(path)
+
+
+def test_summarize_stage_writes_the_headline_metrics(tmp_path, monkeypatch):
+    shutil.copy(PARAMS_PATH, tmp_path / "params.yaml")
+    (tmp_path / "metrics/eval").mkdir(parents=True)
+    for i, (name, accuracy) in enumerate(ACCURACY.items()):
+        per_class = {str(c): accuracy for c in range(10)}
+        (tmp_path / f"metrics/eval/{name}.json").write_text(
+            json.dumps({"accuracy": accuracy, "loss": i / 10, "per_class_accuracy": per_class})
+        )
+    _, script, *args = stage_argv("summarize")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(REPO / script), *args])
+    runpy.run_path(str(REPO / script), run_name="__main__")
+    headline = json.loads((tmp_path / "metrics/test.json").read_text())
+    assert headline == {"accuracy": ACCURACY, "loss": {name: i / 10 for i, name in enumerate(ACCURACY)}}
+    assert list(headline["accuracy"]) == list(ACCURACY)
