@@ -216,3 +216,17 @@ def test_extra_seeds_train_every_variant_once_more_per_seed(repo):
         assert summary[variant]["seeds"] == 2
         assert summary[variant]["mean"] == pytest.approx(sum(runs) / 2)
     assert "## Seed noise (2 seeds per variant)" in (root / "metrics/summary.md").read_text()
+
+
+def test_the_sweep_runs_only_the_dropout_variants_stages_on_the_queue(repo):
+    root, _ = repo
+    commit(root, "before the sweep")
+    output = root / "metrics/sweeps/keep_prob"
+    argv = ["--values", "0.4", "--seeds", "1", "--jobs", "1", "--output", str(output)]
+    run([sys.executable, "-m", "mnist_dnn.sweep", *argv], root)
+    logs = run(["dvc", "queue", "logs", "sweep-keep_prob-0.4"], root)
+    assert ran_stages(logs) == {"train@dnn_dropout", "evaluate@dnn_dropout", "seed@dnn_dropout-1"}
+    (point,) = json.loads(output.with_suffix(".json").read_text())["runs"]
+    assert point["keep_prob"] == 0.4 and point["seeds"] == [777, 1]
+    assert all(0.5 < accuracy <= 1 for accuracy in point["accuracies"])
+    assert "| 0.4 " in output.with_suffix(".md").read_text()
