@@ -83,6 +83,12 @@ def test_repro_runs_every_stage_and_writes_all_metrics(repo):
     curves = (root / "metrics/optimizers_val_accuracy.csv").read_text().splitlines()
     assert curves[0] == "epoch,val_accuracy,optimizer" and len(curves) == 1 + len(OPTIMIZERS)
     assert "up to date" in run(["dvc", "status"], root)
+    plots = run(["dvc", "plots", "show", "--json"], root)  # the README's command, as data
+    for plot in ["metrics/train/dnn/plots", "metrics/confusion/dnn_dropout.csv", "metrics/optimizers_val_accuracy.csv"]:
+        assert plot in plots, plot
+    assert json.loads((root / "metrics/test.json").read_text())["accuracy"] == {
+        v: json.loads((root / f"metrics/eval/{v}.json").read_text())["accuracy"] for v in VARIANTS
+    }
 
 
 def test_retraining_with_the_same_seed_gives_identical_weights_and_metrics(repo):
