@@ -6,7 +6,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro test bench bench-gpu seed-noise
+.PHONY: install repro test browser bench bench-gpu seed-noise sweep
 
 install: $(VENV)/.installed
 
@@ -18,8 +18,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 repro: install
 	dvc repro
 
-test: install
+test: install browser
 	pytest
+
+# tests/test_report.py drives Debian's headless Chromium; install it when missing (as root, on Debian or Ubuntu).
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
 bench: install
 	dvc repro prepare
@@ -39,3 +44,11 @@ seed-noise: install
 	{ echo "<!-- written by \`make seed-noise\`: metrics/summary.md of the experiment extra_seeds=[1, 2, 3, 4] -->"; \
 	  git show "$$ref:metrics/summary.md"; } > metrics/seed_noise.md && \
 	git show "$$ref:metrics/summary.json" > metrics/seed_noise.json
+
+# Does dropout help? dnn_dropout with keep_prob 0.3, 0.4, …, 1.0 and three seeds (train.seed, 1, 2), one queued DVC
+# experiment per keep_prob that runs only dnn_dropout's stages; two at a time, one thread each. Writes the committed
+# metrics/sweeps/keep_prob.{json,md,svg}.
+sweep: install
+	dvc repro prepare
+	python -m mnist_dnn.sweep --values 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0 --seeds 1 2 --jobs 2 \
+	  --output metrics/sweeps/keep_prob

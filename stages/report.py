@@ -1,15 +1,18 @@
-"""DVC stage `report`: one offline HTML page of the summary, training curves, confusion matrices and mistakes."""
+"""DVC stage `report`: one offline HTML page of the whole lecture: the summary, seed noise, the keep_prob sweep,
+training curves, confusion matrices, mistakes, autograd graphs and the optimizer study."""
 
 from pathlib import Path
 
-from mnist_dnn import data, files, metrics
+from mnist_dnn import data, files, graph, metrics
+from mnist_dnn.config import load_params
 from mnist_dnn.errors import ArgumentParser, UserError, run_stage
 from mnist_dnn.html_report import build_report
 
 
 def main(args):
+    params = load_params()
     rows = metrics.read_summary(args.summary)
-    images, _ = data.load_split(args.test)
+    images, labels = data.load_split(args.test)
     loss, accuracy, confusion = {}, {}, {}
     for name in (row["variant"] for row in rows):
         log_dir, stage = Path(args.train_logs, name), f"train@{name}"
@@ -19,7 +22,20 @@ def main(args):
         pairs = confusion[name] = metrics.read_table(path, ["actual", "predicted"], f"evaluate@{name}")
         if len(pairs) != len(images):
             raise UserError(f"{path}: {len(pairs)} rows for {len(images)} test images; run `dvc repro evaluate@{name}`")
-    page = build_report(rows, loss, accuracy, confusion, images.numpy())
+    batch = slice(0, params.train.batch_size)  # the graphs' batch: the first test images
+    inputs, targets = data.to_inputs(images[batch], "cpu"), data.to_targets(labels[batch], "cpu")
+    graphs = {name: graph.variant_graphs(params.model_spec(name), inputs, targets) for name in loss}
+    page = build_report(
+        rows, loss, accuracy, confusion, images.numpy(),
+        seed_noise=metrics.read_summary(args.seed_noise, "make seed-noise"),
+        sweep=metrics.read_sweep(args.sweep),
+        graphs=(graph.lecture_graph(), graphs),
+        optimizers=(
+            metrics.read_json(args.optimizers, "compare_optimizers"),
+            metrics.read_table(args.optimizer_curves, ["epoch", "val_accuracy", "optimizer"], "compare_optimizers"),
+            params.optimizer_study,
+        ),
+    )
     with files.atomic_outputs(args.output) as (output,):
         output.write_text(page)
     print(f"wrote {args.output}")
@@ -31,5 +47,9 @@ if __name__ == "__main__":
     parser.add_argument("--train-logs", required=True, help="folder of the train@<variant> stages' dvclive logs")
     parser.add_argument("--confusion", required=True, help="folder of the evaluate@<variant> stages' confusion CSVs")
     parser.add_argument("--test", required=True, help="test split")
+    parser.add_argument("--seed-noise", required=True, help="summary JSON with seed statistics (`make seed-noise`)")
+    parser.add_argument("--sweep", required=True, help="the keep_prob sweep's JSON (`make sweep`)")
+    parser.add_argument("--optimizers", required=True, help="the compare_optimizers stage's JSON table")
+    parser.add_argument("--optimizer-curves", required=True, help="the compare_optimizers stage's per-epoch CSV")
     parser.add_argument("--output", required=True, help="HTML page to write")
     run_stage(main, parser.parse_args())

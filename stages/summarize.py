@@ -1,4 +1,5 @@
-"""DVC stage `summarize`: the lecture's table next to the reproduced one (Markdown and JSON)."""
+"""DVC stage `summarize`: the lecture's table next to the reproduced one (Markdown and JSON), and the headline
+metrics: each variant's test accuracy and loss, the one file that DVC calls metrics."""
 
 from mnist_dnn import files, metrics, tables
 from mnist_dnn.config import load_params
@@ -10,10 +11,12 @@ def main(args):
     params = load_params()
     accuracies = metrics.read_accuracies(params.variants, params.extra_seeds, args.eval, args.seeds)
     table = tables.summary_table(params, accuracies)
+    headline = metrics.read_test_metrics(params.variants, args.eval)
     markdown = summary_markdown(table)
-    with files.atomic_outputs(args.markdown, args.json) as (markdown_path, json_path):
+    with files.atomic_outputs(args.markdown, args.json, args.metrics) as (markdown_path, json_path, metrics_path):
         markdown_path.write_text(markdown)
         json_path.write_text(table.to_json(orient="records", indent=2) + "\n")
+        files.write_json(metrics_path, headline)
     print(markdown)
 
 
@@ -23,4 +26,5 @@ if __name__ == "__main__":
     parser.add_argument("--seeds", required=True, help="folder of seed@<variant>-<seed> metrics")
     parser.add_argument("--markdown", required=True, help="Markdown summary to write")
     parser.add_argument("--json", required=True, help="JSON summary to write")
+    parser.add_argument("--metrics", required=True, help="headline metrics JSON to write: test accuracy and loss")
     run_stage(main, parser.parse_args())

@@ -83,6 +83,12 @@ def test_repro_runs_every_stage_and_writes_all_metrics(repo):
     curves = (root / "metrics/optimizers_val_accuracy.csv").read_text().splitlines()
     assert curves[0] == "epoch,val_accuracy,optimizer" and len(curves) == 1 + len(OPTIMIZERS)
     assert "up to date" in run(["dvc", "status"], root)
+    plots = run(["dvc", "plots", "show", "--json"], root)  # the README's command, as data
+    for plot in ["metrics/train/dnn/plots", "metrics/confusion/dnn_dropout.csv", "metrics/optimizers_val_accuracy.csv"]:
+        assert plot in plots, plot
+    assert json.loads((root / "metrics/test.json").read_text())["accuracy"] == {
+        v: json.loads((root / f"metrics/eval/{v}.json").read_text())["accuracy"] for v in VARIANTS
+    }
 
 
 def test_retraining_with_the_same_seed_gives_identical_weights_and_metrics(repo):
@@ -143,15 +149,33 @@ def test_push_then_pull_in_a_fresh_clone_leaves_nothing_to_rerun(repo, tmp_path_
         assert (clone / f"metrics/eval/{variant}.json").read_text() == (root / f"metrics/eval/{variant}.json").read_text()
 
 
-def test_keep_prob_reruns_only_the_dropout_variant(repo):
+def markdown_table(text):
+    """The header and the rows of the Markdown table in ``text``, as lists of cells."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    header, *rows = ([cell.strip() for cell in line.strip("|").split("|")] for line in lines)
+    return header, [row for row in rows if not set("".join(row)) <= set("-: ")]
+
+
+def test_keep_prob_reruns_only_the_dropout_variant_and_its_results_fit_on_a_screen(repo):
     root, _ = repo
     commit(root, "before keep_prob")
     output = run(["dvc", "exp", "run", "-S", "keep_prob=0.5"], root)
     assert ran_stages(output) == {"train@dnn_dropout", "evaluate@dnn_dropout", "summarize", "report"}
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], root))
-    changed = {path for path, metrics in diff.items() if metrics}
-    assert "metrics/eval/dnn_dropout.json" in changed
-    assert not any(f"/{v}." in path or f"/{v}/" in path for path in changed for v in VARIANTS[:-1]), changed
+    assert {path: set(metrics) for path, metrics in diff.items()} == {
+        "metrics/test.json": {"accuracy.dnn_dropout", "loss.dnn_dropout"}
+    }
+    # What a person sees. Every metric: the five test accuracies first, then the losses.
+    _, rows = markdown_table(run(["dvc", "metrics", "diff", "--all", "--md"], root))
+    assert len(rows) <= 12
+    assert [row[1] for row in rows[:5]] == [f"accuracy.{v}" for v in sorted(VARIANTS)], rows
+    # `dvc exp show --only-changed`: the changed param and metrics, and the five accuracies when kept.
+    changed, _ = markdown_table(run(["dvc", "exp", "show", "--only-changed", "--md"], root))
+    assert len(changed) <= 20 and "keep_prob" in changed and "accuracy.dnn_dropout" in changed, changed
+    kept, _ = markdown_table(run(["dvc", "exp", "show", "--only-changed", "--keep", "accuracy", "--md"], root))
+    assert len(kept) <= 20 and {f"accuracy.{v}" for v in VARIANTS} <= set(kept), kept
+    print(f"dvc metrics diff --all: {len(rows)} rows; dvc exp show --only-changed: {len(changed)} columns, "
+          f"with --keep accuracy: {len(kept)}")
 
 
 def test_one_optimizers_hyperparameters_rerun_only_its_stage(repo):
@@ -176,7 +200,7 @@ def test_queued_experiments_run_two_at_a_time_and_leave_the_workspace_alone(repo
     assert status.count("Success") == 2, status
     shown = {row["Experiment"]: row for row in dvc_api_exp_show(root) if row.get("Experiment") in names}
     assert {name: row["keep_prob"] for name, row in shown.items()} == names
-    accuracies = [row["metrics/eval/dnn_dropout.json:accuracy"] for row in shown.values()]
+    accuracies = [row["metrics/test.json:accuracy.dnn_dropout"] for row in shown.values()]
     assert all(0.5 < acc <= 1 for acc in accuracies)
     assert (root / "params.yaml").read_text() == params
     assert run(["git", "status", "--porcelain"], root) == ""
@@ -199,3 +223,17 @@ def test_extra_seeds_train_every_variant_once_more_per_seed(repo):
         assert summary[variant]["seeds"] == 2
         assert summary[variant]["mean"] == pytest.approx(sum(runs) / 2)
     assert "## Seed noise (2 seeds per variant)" in (root / "metrics/summary.md").read_text()
+
+
+def test_the_sweep_runs_only_the_dropout_variants_stages_on_the_queue(repo):
+    root, _ = repo
+    commit(root, "before the sweep")
+    output = root / "metrics/sweeps/keep_prob"
+    argv = ["--values", "0.4", "--seeds", "1", "--jobs", "1", "--output", str(output)]
+    run([sys.executable, "-m", "mnist_dnn.sweep", *argv], root)
+    logs = run(["dvc", "queue", "logs", "sweep-keep_prob-0.4"], root)
+    assert ran_stages(logs) == {"train@dnn_dropout", "evaluate@dnn_dropout", "seed@dnn_dropout-1"}
+    (point,) = json.loads(output.with_suffix(".json").read_text())["runs"]
+    assert point["keep_prob"] == 0.4 and point["seeds"] == [777, 1]
+    assert all(0.5 < accuracy <= 1 for accuracy in point["accuracies"])
+    assert "| 0.4 " in output.with_suffix(".md").read_text()

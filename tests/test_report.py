@@ -6,7 +6,6 @@ import os
 import re
 import runpy
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,14 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from ruamel.yaml import YAML
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from mnist_dnn import data
+from mnist_dnn import data, graph
 from conftest import REPO, stage_argv
 from dvclive import Live
-from mnist_dnn.html_report import build_report, confusion_html, gallery_html, summary_html
+from mnist_dnn.config import load_params
+from mnist_dnn.html_report import (
+    SECTIONS, build_report, confusion_html, gallery_html, graphs_html, optimizers_html, seed_noise_html, summary_html,
+    sweep_html,
+)
+from mnist_dnn.models import ModelSpec
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHROMIUM_ARGS = [
@@ -40,6 +45,21 @@ PREDICTED = {
     "beta": ACTUAL.copy(),
 }
 PREDICTED["beta"][[3, 13, 7]] = [5, 5, 1]  # 3 wrong: actual 3 → 5 twice, 7 → 1 once
+SPECS = {"alpha": ModelSpec(variant="alpha", hidden=(), init="normal"),
+         "beta": ModelSpec(variant="beta", hidden=(8,), init="xavier_uniform", dropout_p=0.3)}
+SEEDED = [dict(ROWS[0], seeds=3, mean=0.35, std=0.01, min=0.34, max=0.36),
+          dict(ROWS[1], seeds=3, mean=0.92, std=0.002, min=0.918, max=0.922)]
+SWEEP = {"variant": "beta", "runs": [{"keep_prob": k, "seeds": [777, 1], "accuracies": [0.9 + k / 20, 0.91 + k / 20]}
+                                     for k in (0.5, 0.75, 1.0)]}
+STUDY = load_params(REPO / "params.yaml").optimizer_study
+OPTIMIZERS = [  # as metrics/optimizers.json
+    {"optimizer": "adam", "hyperparameters": "name=adam, lr=0.001", "test_accuracy": 0.97, "final_train_loss": 0.01,
+     "epochs_to_target": 2, "seconds": 10.4},
+    {"optimizer": "ftrl", "hyperparameters": "name=ftrl, lr=0.1", "test_accuracy": 0.95, "final_train_loss": 0.1,
+     "epochs_to_target": None, "seconds": 20.0},
+]
+OPTIMIZER_CURVES = pd.DataFrame({"epoch": [1, 2, 1, 2], "val_accuracy": [0.9, 0.97, 0.8, 0.9],
+                                 "optimizer": ["adam", "adam", "ftrl", "ftrl"]})
 
 
 @pytest.fixture
@@ -53,6 +73,15 @@ def inputs():
     confusion = {n: pd.DataFrame({"actual": ACTUAL, "predicted": p}) for n, p in PREDICTED.items()}
     images = np.random.default_rng(0).integers(0, 256, (N, 28, 28), dtype=np.uint8)
     return ROWS, loss, accuracy, confusion, images
+
+
+@pytest.fixture(scope="module")
+def sections():
+    """The report's other inputs: seed noise, the sweep, the autograd graphs and the optimizer study."""
+    x, y = torch.rand(4, 784), torch.tensor([0, 1, 2, 3])
+    graphs = {name: graph.variant_graphs(spec, x, y) for name, spec in SPECS.items()}
+    return dict(seed_noise=SEEDED, sweep=SWEEP, graphs=(graph.lecture_graph(), graphs),
+                optimizers=(OPTIMIZERS, OPTIMIZER_CURVES, STUDY))
 
 
 def table_cells(fragment):
@@ -77,17 +106,19 @@ def test_summary_table_shows_seed_statistics_as_the_markdown_does():
     assert beta[6:] == ["–", "0.0005", "92.50 ± 0.10%", "92.40%–92.60%"]
 
 
-def test_report_has_sections_in_order_and_variants(inputs):
-    page = build_report(*inputs)
-    positions = [page.index(f'id="{section}"') for section in ["summary", "curves", "confusion", "gallery"]]
-    assert positions == sorted(positions)
+def test_report_has_sections_in_order_and_variants(inputs, sections):
+    page = build_report(*inputs, **sections)
+    order = ["summary", "seed-noise", "sweep", "curves", "confusion", "gallery", "graphs", "optimizers"]
+    positions = [page.index(f'<section id="{section}"') for section in order]
+    assert positions == sorted(positions) and page.count("<section ") == len(order)
+    assert all(f'<a href="#{section}">' in page for section in order)
     for name in PREDICTED:
         assert f'id="confusion-{name}"' in page and f'id="gallery-{name}"' in page
     assert page.count("<style>") == 1 and "<script" not in page
 
 
-def test_curves_are_inline_svg_with_searchable_variant_names(inputs):
-    page = build_report(*inputs)
+def test_curves_are_inline_svg_with_searchable_variant_names(inputs, sections):
+    page = build_report(*inputs, **sections)
     for chart in ["curve-loss", "curve-accuracy"]:
         figure = re.search(rf'<figure id="{chart}">\s*(<svg.*?</svg>)', page, re.S)
         assert figure, chart
@@ -95,6 +126,51 @@ def test_curves_are_inline_svg_with_searchable_variant_names(inputs):
         for name in PREDICTED:
             assert re.search(rf"<text[^>]*>{name}</text>", svg), (chart, name)
         assert len(svg) < 60_000
+
+
+def test_seed_noise_section_has_mean_and_std_and_the_steps_against_the_noise():
+    summary, steps = (table_cells(t) for t in re.findall(r"<table.*?</table>", seed_noise_html(SEEDED), re.S))
+    assert summary[0][-2:] == ["mean ± std", "min–max"] and summary[1][-2:] == ["35.00 ± 1.00%", "34.00%–36.00%"]
+    assert steps[0] == ["step", "lecture (pp)", "reproduced, mean (pp)", "seed noise, 2 SE (pp)", "beyond the noise"]
+    assert steps[1][0] == "alpha → beta" and steps[1][2] == "+57.00" and steps[1][4] == "yes"
+
+
+def test_seed_noise_section_without_seeds_says_how_to_measure_them():
+    assert "make seed-noise" in seed_noise_html(ROWS) and "<table" not in seed_noise_html(ROWS)
+
+
+def test_sweep_section_has_a_chart_with_error_bars_and_a_row_per_keep_prob():
+    fragment = sweep_html(SWEEP)
+    chart = re.search(r'<figure id="sweep-chart">\s*(<svg.*?</svg>)', fragment, re.S).group(1)
+    assert "beta: does dropout help?" in chart and "mean ± std" in chart
+    header, *rows = table_cells(fragment[fragment.index("<table"):])
+    assert header == ["keep_prob", "dropout", "seeds", "mean ± std", "min–max", "each seed"]
+    assert [row[:3] for row in rows] == [["0.5", "p = 0.5", "2"], ["0.75", "p = 0.25", "2"], ["1", "–", "2"]]
+    assert rows[0][3:] == ["93.00 ± 0.71%", "92.50%–93.50%", "92.50%, 93.50%"]
+
+
+def test_graph_section_shows_the_lecture_and_dropout_in_train_and_eval_mode(sections):
+    fragment = graphs_html(*sections["graphs"])
+    figures = dict(re.findall(r'<figure class="graph" id="graph-([\w-]+)">(.*?)</figure>', fragment, re.S))
+    assert list(figures) == ["lecture", "alpha", "beta-train", "beta-eval"]
+    assert "W_h 20×20" in figures["lecture"] and "TanhBackward0" in figures["lecture"]
+    assert "the same in train and eval mode" in figures["alpha"] and "0.weight 10×784" in figures["alpha"]
+    assert "MulBackward0" in figures["beta-train"] and "MulBackward0" not in figures["beta-eval"]
+
+
+def test_optimizer_section_has_the_studys_table_and_curves():
+    fragment = optimizers_html(OPTIMIZERS, OPTIMIZER_CURVES, STUDY)
+    header, adam, ftrl = table_cells(fragment[fragment.index("<table"):fragment.index("</table>")])
+    assert header[:3] == ["optimizer", "hyperparameters", "test accuracy"]
+    assert header[3:] == ["final train loss", "epochs to 97% val", "seconds"]
+    assert adam == ["adam", "name=adam, lr=0.001", "97.00%", "0.0100", "2", "10"]
+    assert ftrl[4] == "never"
+    chart = re.search(r'<figure id="optimizer-curves">\s*(<svg.*?</svg>)', fragment, re.S).group(1)
+    assert all(re.search(rf"<text[^>]*>{name}</text>", chart) for name in ("adam", "ftrl"))
+
+
+def test_report_is_the_same_to_the_byte_when_built_twice(inputs, sections):
+    assert build_report(*inputs, **sections) == build_report(*inputs, **sections)
 
 
 def test_confusion_table_counts(inputs):
@@ -127,8 +203,8 @@ def test_gallery_without_mistakes(inputs):
     assert "0 of 40 test images misclassified" in gallery and "<img" not in gallery
 
 
-def test_report_references_nothing_outside(inputs):
-    page = build_report(*inputs)
+def test_report_references_nothing_outside(inputs, sections):
+    page = build_report(*inputs, **sections)
     links = re.findall(r"""\b(?:src|href|xlink:href|action|poster|srcset)\s*=\s*["']?([^"'\s>]*)""", page)
     assert links, "expected the gallery's images at least"
     assert all(link.startswith(("data:", "#")) for link in links), {link[:40] for link in links}
@@ -140,10 +216,24 @@ def test_report_references_nothing_outside(inputs):
 
 @pytest.fixture
 def workspace(tmp_path, inputs):
-    """A working folder holding the stage's inputs: summary, curves, confusion CSVs and a test split."""
+    """A working folder holding the stage's inputs: params, summary, curves, confusion CSVs, a test split, seed noise,
+    the sweep and the optimizer study."""
     rows, loss, accuracy, confusion, images = inputs
+    (tmp_path / "metrics/sweeps").mkdir(parents=True)
     (tmp_path / "metrics/confusion").mkdir(parents=True)
+    yaml = YAML(typ="safe", pure=True)
+    params = yaml.load(REPO / "params.yaml")
+    params["variants"] = {"alpha": {"hidden": [], "init": "normal"},
+                          "beta": {"hidden": [8], "init": "xavier_uniform", "dropout": True}}
+    params["lecture_accuracy"] = {"alpha": 0.3}
+    params["optimizer_study"]["variant"] = "alpha"
+    with open(tmp_path / "params.yaml", "w") as f:
+        yaml.dump(params, f)
     (tmp_path / "metrics/summary.json").write_text(json.dumps(rows))
+    (tmp_path / "metrics/seed_noise.json").write_text(json.dumps(SEEDED))
+    (tmp_path / "metrics/sweeps/keep_prob.json").write_text(json.dumps(SWEEP))
+    (tmp_path / "metrics/optimizers.json").write_text(json.dumps(OPTIMIZERS))
+    OPTIMIZER_CURVES.to_csv(tmp_path / "metrics/optimizers_val_accuracy.csv", index=False)
     for name in confusion:
         with Live(str(tmp_path / f"metrics/train/{name}"), dvcyaml=None, save_dvc_exp=False) as live:
             for (step, l), a in zip(loss[name].itertuples(index=False), accuracy[name]["accuracy"]):
@@ -175,6 +265,22 @@ def test_stage_writes_the_report(workspace, monkeypatch):
     page = (workspace / "metrics/report.html").read_text()
     assert 'id="gallery-alpha"' in page and 'id="gallery-beta"' in page
     assert "#37</figcaption>" in page and "#38</figcaption>" not in page  # alpha's 24th and 25th mistakes
+    for figure in ["graph-lecture", "graph-alpha", "graph-beta-train", "graph-beta-eval", "sweep-chart",
+                   "optimizer-curves"]:
+        assert f'id="{figure}"' in page
+    assert "98.00 ± 0.10%" not in page and "35.00 ± 1.00%" in page  # seed noise from its file
+    assert run_report_stage(workspace, monkeypatch) == 0
+    assert (workspace / "metrics/report.html").read_text() == page  # deterministic to the byte
+
+
+@pytest.mark.parametrize("missing, command", [("metrics/sweeps/keep_prob.json", "make sweep"),
+                                              ("metrics/seed_noise.json", "make seed-noise")])
+def test_stage_names_a_missing_committed_input_and_the_command_that_writes_it(workspace, monkeypatch, capsys, missing,
+                                                                              command):
+    (workspace / missing).unlink()
+    assert run_report_stage(workspace, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and missing in err and f"run `{command}`" in err
 
 
 def test_stage_refuses_confusion_data_of_another_test_set(workspace, monkeypatch, capsys):
@@ -193,6 +299,7 @@ def test_stage_refuses_confusion_data_of_another_test_set(workspace, monkeypatch
         ("metrics/train/beta/plots/metrics/val/accuracy.tsv", "train@beta"),
         ("metrics/confusion/alpha.csv", "evaluate@alpha"),
         ("data/prepared/test.safetensors", "prepare"),
+        ("metrics/optimizers.json", "compare_optimizers"),
     ],
 )
 def test_stage_names_a_missing_input_and_its_stage(workspace, monkeypatch, capsys, missing, stage):
@@ -205,13 +312,10 @@ def test_stage_names_a_missing_input_and_its_stage(workspace, monkeypatch, capsy
 
 @pytest.fixture(scope="session")
 def chromium():
-    """Debian's chromium and chromium-driver, installed with apt-get when missing."""
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium", "chromium-driver"]):
-            result = subprocess.run(command, capture_output=True, text=True, env=env)
-            if result.returncode != 0:
-                pytest.fail(f"`{' '.join(command)}` failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+    """Debian's chromium and chromium-driver, which `make test` installs (its `browser` target)."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: run `make browser` (apt-get install chromium chromium-driver)")
     return CHROMIUM, CHROMEDRIVER
 
 
@@ -240,9 +344,9 @@ def save_full_page(browser, path):
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
-def test_report_in_headless_chromium(browser, inputs, tmp_path):
+def test_report_in_headless_chromium(browser, inputs, sections, tmp_path):
     page = tmp_path / "report.html"
-    page.write_text(build_report(*inputs))
+    page.write_text(build_report(*inputs, **sections))
     browser.get(page.as_uri())
     assert_visible(browser.find_element(By.CSS_SELECTOR, "#summary table"), "the summary table")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#summary tr")) == 1 + len(ROWS)
@@ -252,6 +356,15 @@ def test_report_in_headless_chromium(browser, inputs, tmp_path):
         assert_visible(svg, "a chart")
     for name in PREDICTED:
         assert_visible(browser.find_element(By.ID, f"confusion-{name}"), f"{name}'s confusion matrix")
+    graphs = browser.find_elements(By.CSS_SELECTOR, "#graphs figure.graph svg")
+    assert len(graphs) == 4  # the lecture's snippet, alpha, beta in train and in eval mode
+    for svg in graphs:
+        assert_visible(svg, "an autograd graph")
+    assert "TanhBackward0" in browser.find_element(By.ID, "graph-lecture").text
+    for chart in ["sweep-chart", "optimizer-curves"]:
+        assert_visible(browser.find_element(By.CSS_SELECTOR, f"#{chart} svg"), chart)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#optimizers tr")) == 1 + len(OPTIMIZERS)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#seed-noise table")) == 2
     images = browser.find_elements(By.CSS_SELECTOR, "#gallery img")
     assert len(images) == 24 + 3
     for img in images:

@@ -1,15 +1,19 @@
 import json
+import runpy
+import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from ruamel.yaml import YAML
 
+from conftest import REPO, stage_argv
 from mnist_dnn.config import Params, load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.markdown import optimizer_markdown, summary_markdown
+from mnist_dnn.markdown import optimizer_markdown, summary_markdown, sweep_markdown
 from mnist_dnn import metrics
-from mnist_dnn.tables import optimizer_table, summary_table
+from mnist_dnn.tables import optimizer_table, summary_table, sweep_points, sweep_table
 
 PARAMS_PATH = Path(__file__).parents[1] / "params.yaml"
 COLUMNS = ["variant", "architecture", "init", "dropout", "lecture_accuracy", "reproduced_accuracy", "difference_pp"]
@@ -177,3 +181,75 @@ def test_optimizer_table_counts_epochs_to_the_target_and_keeps_study_order():
     rows = markdown_rows(optimizer_markdown(table, study))
     assert rows[names[1]]["epochs to 97% val"] == "never"
     assert rows["momentum"]["hyperparameters"] == "name=sgd, lr=0.01, momentum=0.9"
+
+
+def test_test_metrics_are_each_variants_accuracy_then_loss_in_params_order(tmp_path):
+    for i, name in enumerate(reversed(list(ACCURACY))):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"loss": i / 10, "accuracy": ACCURACY[name], "x": 1}))
+    headline = metrics.read_test_metrics(list(ACCURACY), tmp_path)
+    assert list(headline) == ["accuracy", "loss"]
+    assert headline["accuracy"] == ACCURACY and list(headline["accuracy"]) == list(ACCURACY)
+    assert headline["loss"]["softmax"] == 0.4 and headline["loss"]["dnn_dropout"] == 0.0
+
+
+def test_test_metrics_without_a_loss_is_a_user_error(tmp_path):
+    (tmp_path / "softmax.json").write_text(json.dumps({"accuracy": 0.9}))
+    with pytest.raises(UserError, match="lacks 'loss'; run `dvc repro evaluate`"):
+        metrics.read_test_metrics(["softmax"], tmp_path)
+
+
+SWEEP = [
+    {"keep_prob": 0.5, "seeds": [777, 1, 2], "accuracies": [0.97, 0.98, 0.99]},
+    {"keep_prob": 1.0, "seeds": [777, 1, 2], "accuracies": [0.981, 0.981, 0.981]},
+]
+
+
+def test_sweep_table_has_the_statistics_over_seeds_of_each_keep_prob():
+    table = sweep_table(SWEEP)
+    assert list(table["keep_prob"]) == [0.5, 1.0] and list(table["dropout"]) == [0.5, 0.0]
+    assert list(table["seeds"]) == [3, 3]
+    assert table["mean"].tolist() == pytest.approx([0.98, 0.981])
+    assert table["std"].tolist() == pytest.approx([0.01, 0.0])
+    assert table["min"].tolist() == [0.97, 0.981] and table["max"].tolist() == [0.99, 0.981]
+    assert sweep_points(SWEEP)["accuracy"].tolist() == [0.97, 0.98, 0.99, 0.981, 0.981, 0.981]
+
+
+def test_sweep_markdown():
+    markdown = sweep_markdown(sweep_table(SWEEP), "dnn_dropout", [777, 1, 2])
+    assert "seeds 777, 1, 2" in markdown
+    rows = markdown_rows(markdown)
+    assert rows["0.5"] == {"keep_prob": "0.5", "dropout": "p = 0.5", "seeds": "3", "mean ± std": "98.00 ± 1.00%",
+                           "min–max": "97.00%–99.00%", "each seed": "97.00%, 98.00%, 99.00%"}
+    assert rows["1"]["dropout"] == "–" and rows["1"]["mean ± std"] == "98.10 ± 0.00%"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{}", "not a sweep"),
+        ('{"variant": "v", "runs": [{"keep_prob": 0.5, "seeds": [1]}]}', "not a sweep"),
+        ("[", "cannot read"),
+    ],
+)
+def test_a_bad_sweep_file_is_a_user_error_saying_make_sweep(tmp_path, content, message):
+    path = tmp_path / "keep_prob.json"
+    path.write_text(content)
+    with pytest.raises(UserError, match=f"{message}.*run `make sweep`"):
+        metrics.read_sweep(path)
+
+
+def test_summarize_stage_writes_the_headline_metrics(tmp_path, monkeypatch):
+    shutil.copy(PARAMS_PATH, tmp_path / "params.yaml")
+    (tmp_path / "metrics/eval").mkdir(parents=True)
+    for i, (name, accuracy) in enumerate(ACCURACY.items()):
+        per_class = {str(c): accuracy for c in range(10)}
+        (tmp_path / f"metrics/eval/{name}.json").write_text(
+            json.dumps({"accuracy": accuracy, "loss": i / 10, "per_class_accuracy": per_class})
+        )
+    _, script, *args = stage_argv("summarize")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(REPO / script), *args])
+    runpy.run_path(str(REPO / script), run_name="__main__")
+    headline = json.loads((tmp_path / "metrics/test.json").read_text())
+    assert headline == {"accuracy": ACCURACY, "loss": {name: i / 10 for i, name in enumerate(ACCURACY)}}
+    assert list(headline["accuracy"]) == list(ACCURACY)

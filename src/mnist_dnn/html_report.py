@@ -1,4 +1,5 @@
-"""The HTML report: summary table, training curves, confusion matrices, misclassified digits; one offline page."""
+"""The HTML report, one offline page: the lecture's table with seed noise, the keep_prob sweep, training curves,
+confusion matrices, misclassified digits, autograd graphs and the optimizer study."""
 
 import base64
 import html
@@ -6,12 +7,12 @@ import io
 
 import numpy as np
 import pandas as pd
-from matplotlib import rc_context
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from mnist_dnn.tables import shown, summary_shown
+from mnist_dnn import charts, graph
+from mnist_dnn.tables import (
+    optimizer_headers, seed_noise_table, shown, summary_shown, sweep_points, sweep_shown, sweep_table,
+)
 
 GALLERY_SIZE = 24  # misclassified digits shown per variant
 DIGIT_PIXELS = 56  # shown size of a digit, upscaled nearest-neighbour
@@ -22,8 +23,8 @@ body { font: 15px/1.45 system-ui, sans-serif; color: #222; max-width: 1180px; ma
 h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; }
 th, td { padding: .25em .6em; }
-#summary th, #summary td { border-bottom: 1px solid #e4e4e4; text-align: left; }
-#summary .num { text-align: right; font-variant-numeric: tabular-nums; }
+table.data th, table.data td { border-bottom: 1px solid #e4e4e4; text-align: left; }
+table.data .num { text-align: right; font-variant-numeric: tabular-nums; }
 .charts, .matrices { display: flex; flex-wrap: wrap; gap: 1.5em; }
 figure { margin: 0; }
 .charts svg { max-width: 100%; height: auto; }
@@ -36,6 +37,10 @@ figure { margin: 0; }
 .digits { display: flex; flex-wrap: wrap; gap: .6em; }
 .digit { text-align: center; font-size: 12px; }
 .digit img { display: block; margin: 0 auto; }
+nav { font-size: 14px; }
+.graphs { display: flex; flex-wrap: wrap; gap: 2em; align-items: flex-start; }
+.graph figcaption { font-weight: 600; margin-bottom: .3em; }
+pre { background: #f6f6f6; padding: .6em .8em; }
 """
 
 
@@ -48,7 +53,7 @@ def table_html(table, headers=None):
         "<tr>" + "".join(f"<td{align[h]}>{html.escape(cell)}</td>" for h, cell in row.items()) + "</tr>\n"
         for _, row in text.iterrows()
     )
-    return f"<table>\n<tr>{header}</tr>\n{body}</table>"
+    return f'<table class="data">\n<tr>{header}</tr>\n{body}</table>'
 
 
 def summary_html(rows):
@@ -56,30 +61,17 @@ def summary_html(rows):
     return table_html(summary_shown(pd.DataFrame(rows)))
 
 
-def line_chart(curves, column, title, ylabel, scale=1, yscale="linear"):
-    """An SVG chart of ``column`` (times ``scale``) against ``step``: a line per name → DataFrame of ``curves``."""
-    with rc_context({"svg.fonttype": "none", "svg.hashsalt": title, "font.size": 9}):
-        fig = Figure(figsize=(5.6, 3.5), layout="constrained")
-        ax = fig.subplots()
-        for name, curve in curves.items():
-            ax.plot(curve["step"], curve[column] * scale, marker=".", label=name)
-        ax.set(title=title, xlabel="epoch", ylabel=ylabel, yscale=yscale)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-        svg = io.StringIO()
-        fig.savefig(svg, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
-    svg = svg.getvalue()
-    return svg[svg.index("<svg") :]  # without the XML declaration and DOCTYPE
-
-
 def curves_html(loss, accuracy):
     """Two charts, training loss and validation accuracy per epoch, all variants in each."""
-    charts = {
-        "curve-loss": line_chart(loss, "loss", "Training loss", "loss (log scale)", yscale="log"),
-        "curve-accuracy": line_chart(accuracy, "accuracy", "Validation accuracy", "accuracy (%)", scale=100),
+    figures = {
+        "curve-loss": charts.line_chart(
+            loss, "step", "loss", "Training loss", "epoch", "loss (log scale)", yscale="log"
+        ),
+        "curve-accuracy": charts.line_chart(
+            accuracy, "step", "accuracy", "Validation accuracy", "epoch", "accuracy (%)", scale=100
+        ),
     }
-    return "\n".join(f'<figure id="{key}">\n{svg}</figure>' for key, svg in charts.items())
+    return "\n".join(f'<figure id="{key}">\n{svg}</figure>' for key, svg in figures.items())
 
 
 def confusion_counts(actual, predicted):
@@ -141,17 +133,132 @@ def gallery_html(name, pairs, images):
     )
 
 
-def build_report(rows, loss, accuracy, confusion, images):
+def seed_noise_html(rows):
+    """The seed-noise section's body from a summary with seed statistics (metrics/seed_noise.json), else a hint."""
+    table = pd.DataFrame(rows)
+    if "mean" not in table:
+        return "<p>Not measured yet: <code>make seed-noise</code> writes metrics/seed_noise.json.</p>"
+    return (
+        f"<p>Each variant trained with {table['seeds'].iloc[0]} seeds (train.seed and <code>extra_seeds</code>), "
+        "written by <code>make seed-noise</code>.</p>\n"
+        + table_html(summary_shown(table))
+        + "\n<p>Each step of the lecture's story as the difference of mean test accuracies; it is beyond the noise "
+        "when larger than two standard errors of that difference.</p>\n"
+        + table_html(seed_noise_table(table))
+    )
+
+
+def sweep_html(sweep):
+    """The keep_prob sweep (metrics/sweeps/keep_prob.json): its chart with seed error bars, and its table."""
+    table = sweep_table(sweep["runs"])
+    chart = charts.error_bar_chart(table, sweep_points(sweep["runs"]), f"{sweep['variant']}: does dropout help?")
+    seeds = ", ".join(map(str, sweep["runs"][0]["seeds"]))
+    return (
+        f"<p>{html.escape(sweep['variant'])} trained with each keep_prob and seeds {seeds} (<code>make sweep</code>, "
+        "on DVC's experiment queue); keep_prob = 1 is no dropout. Error bars: one standard deviation over the seeds; "
+        "grey dots: single runs. The queue's workers run one thread each, which sums floats in another order than "
+        "the table's runs: the same keep_prob and seed need not give the same accuracy in both.</p>\n"
+        f'<figure id="sweep-chart">\n{chart}</figure>\n' + table_html(sweep_shown(table))
+    )
+
+
+def graphs_html(lecture, variants):
+    """The lecture's snippet's autograd graph, then each variant's on one batch; dropout's in train and eval mode.
+
+    ``lecture``: (nodes, edges); ``variants``: name → {"train": (nodes, edges), "eval": (nodes, edges)}.
+    """
+    figures = [_graph_figure("lecture", "the lecture's snippet", lecture)]
+    for name, modes in variants.items():
+        if modes["train"] == modes["eval"]:
+            figures.append(_graph_figure(name, f"{name} (the same in train and eval mode)", modes["train"]))
+        else:
+            figures += [_graph_figure(f"{name}-{m}", f"{name}, {m} mode", modes[m]) for m in ("train", "eval")]
+    return "\n".join(figures)
+
+
+def _graph_figure(key, caption, nodes_edges):
+    nodes, edges = nodes_edges
+    svg = graph.graph_svg(nodes, edges, f"autograd graph: {caption}", key.replace("-", "_"))
+    return (
+        f'<figure class="graph" id="graph-{html.escape(key)}">\n<figcaption>{html.escape(caption)}: '
+        f"{len(nodes)} nodes</figcaption>\n{svg}\n</figure>"
+    )
+
+
+GRAPHS_INTRO = """<p>PyTorch records each operation of the forward pass as it runs; <code>loss.backward()</code> then
+walks that graph from <code>loss.grad_fn</code> through each node's <code>next_functions</code>. These are the graphs
+PyTorch built, walked that way: nodes as PyTorch names them, leaves (<code>AccumulateGrad</code>, shaded) with their
+tensor's name and shape. Inputs that need no gradient (the images, <code>x</code>, <code>prev_h</code>) are not
+nodes. The lecture's snippet:</p>
+<pre>W_h = torch.randn(20, 20, requires_grad=True)
+W_x = torch.randn(20, 10, requires_grad=True)
+x = torch.randn(1, 10)
+prev_h = torch.randn(1, 20)
+next_h = (W_h @ prev_h.T + W_x @ x.T).tanh()
+loss = next_h.sum()
+loss.backward()</pre>
+<p>and each variant's model with its cross-entropy loss on one batch of test images. The graph is built on the fly:
+the dropout variant's graph in train mode has a <code>MulBackward0</code> (the mask) after each ReLU, and in eval
+mode, where dropout passes its input through, it has none.</p>
+"""
+
+
+def optimizers_html(records, curves, study):
+    """The optimizer study: its table (metrics/optimizers.json) and validation accuracy per epoch, by optimizer."""
+    by_optimizer = {name: curve for name, curve in curves.groupby("optimizer", sort=False)}
+    chart = charts.line_chart(
+        by_optimizer, "epoch", "val_accuracy", "Validation accuracy, by optimizer", "epoch", "accuracy (%)", scale=100
+    )
+    return (
+        f"<p>{html.escape(study.variant)} trained with each of the lecture's optimizers, the same seed and data "
+        "order.</p>\n"
+        + table_html(pd.DataFrame(records).astype({"epochs_to_target": "Int64"}), optimizer_headers(study))
+        + f'\n<div class="charts"><figure id="optimizer-curves">\n{chart}</figure></div>'
+    )
+
+
+SECTIONS = {  # id → heading, in the page's order
+    "summary": "Test accuracy",
+    "seed-noise": "Seed noise: how much of the table is noise?",
+    "sweep": "Does dropout help? A keep_prob sweep",
+    "curves": "Training curves",
+    "confusion": "Confusion matrices",
+    "gallery": "Misclassified test digits",
+    "graphs": "Back-propagation with a graph, created on the fly",
+    "optimizers": "The lecture's optimizers",
+}
+
+
+def build_report(rows, loss, accuracy, confusion, images, *, seed_noise, sweep, graphs, optimizers):
     """The whole page, for the variants of the summary records ``rows``, in their order.
 
     ``loss``, ``accuracy``: name → DataFrame of ``step`` and ``loss`` or ``accuracy`` per epoch;
     ``confusion``: name → DataFrame of ``actual`` and ``predicted``, row i for test image i;
-    ``images``: the test images, uint8 N×28×28.
+    ``images``: the test images, uint8 N×28×28; ``seed_noise``: summary records with seed statistics;
+    ``sweep``: the keep_prob sweep's JSON; ``graphs``: the arguments of graphs_html; ``optimizers``: those of
+    optimizers_html.
     """
     names = [row["variant"] for row in rows]
-    curves = curves_html({n: loss[n] for n in names}, {n: accuracy[n] for n in names})
     matrices = "\n".join(confusion_html(n, confusion[n]) for n in names)
-    galleries = "\n".join(gallery_html(n, confusion[n], images) for n in names)
+    body = {
+        "summary": summary_html(rows),
+        "seed-noise": seed_noise_html(seed_noise),
+        "sweep": sweep_html(sweep),
+        "curves": '<div class="charts">\n'
+        + curves_html({n: loss[n] for n in names}, {n: accuracy[n] for n in names})
+        + "\n</div>",
+        "confusion": "<p>Test images by actual digit (rows) and predicted digit (columns). Blue: correct, red: "
+        "mistakes;\neach shaded relative to the largest count of its colour.</p>\n"
+        f'<div class="matrices">\n{matrices}\n</div>',
+        "gallery": "\n".join(gallery_html(n, confusion[n], images) for n in names),
+        "graphs": GRAPHS_INTRO + '<div class="graphs">\n' + graphs_html(*graphs) + "\n</div>",
+        "optimizers": optimizers_html(*optimizers),
+    }
+    contents = " · ".join(f'<a href="#{key}">{html.escape(heading)}</a>' for key, heading in SECTIONS.items())
+    sections = "\n".join(
+        f'<section id="{key}">\n<h2>{html.escape(heading)}</h2>\n{body[key]}\n</section>'
+        for key, heading in SECTIONS.items()
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -161,28 +268,8 @@ def build_report(rows, loss, accuracy, confusion, images):
 </head>
 <body>
 <h1>MNIST: the lecture's table, reproduced</h1>
-<section id="summary">
-<h2>Test accuracy</h2>
-{summary_html(rows)}
-</section>
-<section id="curves">
-<h2>Training curves</h2>
-<div class="charts">
-{curves}
-</div>
-</section>
-<section id="confusion">
-<h2>Confusion matrices</h2>
-<p>Test images by actual digit (rows) and predicted digit (columns). Blue: correct, red: mistakes;
-each shaded relative to the largest count of its colour.</p>
-<div class="matrices">
-{matrices}
-</div>
-</section>
-<section id="gallery">
-<h2>Misclassified test digits</h2>
-{galleries}
-</section>
+<nav>{contents}</nav>
+{sections}
 </body>
 </html>
 """

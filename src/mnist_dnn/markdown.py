@@ -1,6 +1,6 @@
 """The result tables as Markdown: the summary with the lecture's story and seed noise, and the optimizer study."""
 
-from mnist_dnn.tables import optimizer_headers, percent, seed_noise_table, shown, summary_shown
+from mnist_dnn.tables import optimizer_headers, percent, seed_noise_table, shown, summary_shown, sweep_shown
 
 
 def table_markdown(table, headers=None):
@@ -24,6 +24,16 @@ def summary_markdown(table):
         "Each step of the lecture's story, reproduced as the difference of mean test accuracies over the seeds; "
         "it is beyond the noise when larger than two standard errors of that difference.\n\n"
         + table_markdown(seed_noise_table(table))
+        + "\n"
+    )
+
+
+def sweep_markdown(table, variant, seeds):
+    """The keep_prob sweep as Markdown: a row per keep_prob, over ``seeds``."""
+    return (
+        f"# Does dropout help? {variant}'s test accuracy by keep_prob\n\n"
+        f"Each keep_prob trained with seeds {', '.join(map(str, seeds))}; keep_prob = 1 is no dropout.\n\n"
+        + table_markdown(sweep_shown(table))
         + "\n"
     )
 

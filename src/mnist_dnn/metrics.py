@@ -10,11 +10,16 @@ from mnist_dnn.errors import UserError
 
 def read_json(path, stage, key=None):
     """The JSON at ``path`` (its ``key`` when given), which DVC stage ``stage`` writes."""
+    return _read_json(path, f"dvc repro {stage}", key)
+
+
+def _read_json(path, command, key=None):
+    """The JSON at ``path`` (its ``key`` when given), which ``command`` writes."""
     try:
         content = json.loads(Path(path).read_text())
         return content if key is None else content[key]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f"{path}: cannot read{f' {key}' if key else ''} ({err}); run `dvc repro {stage}`") from None
+        raise UserError(f"{path}: cannot read{f' {key}' if key else ''} ({err}); run `{command}`") from None
 
 
 def read_table(path, columns, stage, sep=","):
@@ -43,9 +48,28 @@ def read_accuracies(variants, extra_seeds, eval_dir, seeds_dir):
     }
 
 
-def read_summary(path):
-    """The records of the summary JSON at ``path``, one per variant, each with a ``variant`` key."""
-    rows = read_json(path, "summarize")
+def read_test_metrics(variants, eval_dir):
+    """Each variant's test accuracy and loss with train.seed, as ``{"accuracy": {variant: …}, "loss": {…}}``."""
+    results = {name: read_json(Path(eval_dir, f"{name}.json"), f"evaluate@{name}") for name in variants}
+    try:
+        return {key: {name: results[name][key] for name in variants} for key in ("accuracy", "loss")}
+    except KeyError as err:
+        raise UserError(f"{eval_dir}: a test metrics file lacks {err}; run `dvc repro evaluate`") from None
+
+
+def read_summary(path, command="dvc repro summarize"):
+    """The records of the summary JSON at ``path`` (written by ``command``), one per variant with a ``variant`` key."""
+    rows = _read_json(path, command)
     if not isinstance(rows, list) or not all(isinstance(row, dict) and "variant" in row for row in rows):
-        raise UserError(f"{path}: not a summary (a list of records with a variant each); run `dvc repro summarize`")
+        raise UserError(f"{path}: not a summary (a list of records with a variant each); run `{command}`")
     return rows
+
+
+def read_sweep(path):
+    """The keep_prob sweep at ``path``: its variant, and per keep_prob its seeds and their test accuracies."""
+    sweep = _read_json(path, "make sweep")
+    runs = sweep.get("runs") if isinstance(sweep, dict) else None
+    keys = {"keep_prob", "seeds", "accuracies"}
+    if "variant" not in sweep or not runs or not all(isinstance(r, dict) and keys <= set(r) for r in runs):
+        raise UserError(f"{path}: not a sweep (a variant and runs of {', '.join(sorted(keys))}); run `make sweep`")
+    return sweep

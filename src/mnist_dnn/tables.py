@@ -47,6 +47,9 @@ COLUMNS = {
     "final_train_loss": ("final train loss", lambda loss: f"{loss:.4f}"),
     "epochs_to_target": ("epochs to target", lambda epoch: str(int(epoch))),
     "seconds": ("seconds", lambda s: f"{s:.0f}"),
+    "keep_prob": ("keep_prob", lambda p: f"{p:g}"),
+    "seeds": ("seeds", str),
+    "runs": ("each seed", str),
 }
 SEED_STATISTICS = ["seeds", "mean", "std", "min", "max"]
 
@@ -103,10 +106,46 @@ def summary_shown(table):
     """The summary for display: the seed statistics, when there are some, as mean ± std and min–max."""
     if "mean" not in table:
         return table
-    return table.drop(columns=SEED_STATISTICS).assign(
+    return _with_seed_statistics_shown(table.drop(columns=SEED_STATISTICS), table)
+
+
+def _with_seed_statistics_shown(shown, table):
+    return shown.assign(
         mean_std=[f"{100 * m:.2f} ± {100 * s:.2f}%" for m, s in zip(table["mean"], table["std"])],
         min_max=[f"{percent(lo)}–{percent(hi)}" for lo, hi in zip(table["min"], table["max"])],
     )
+
+
+def sweep_table(runs):
+    """One row per sweep point of ``runs`` (records of ``keep_prob``, ``seeds`` and their test ``accuracies``):
+    dropout p, number of seeds, mean, standard deviation (over seeds), min and max test accuracy."""
+    rows = []
+    for run in runs:
+        accuracies = run["accuracies"]
+        rows.append({
+            "keep_prob": run["keep_prob"],
+            "dropout": round(1 - run["keep_prob"], 6),
+            "seeds": len(accuracies),
+            "mean": statistics.mean(accuracies),
+            "std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+            "min": min(accuracies),
+            "max": max(accuracies),
+            "runs": accuracies,
+        })
+    return pd.DataFrame(rows)
+
+
+def sweep_points(runs):
+    """Every single run of the sweep: a row of ``keep_prob`` and test ``accuracy`` per seed and keep_prob."""
+    return pd.DataFrame(
+        [{"keep_prob": run["keep_prob"], "accuracy": accuracy} for run in runs for accuracy in run["accuracies"]]
+    )
+
+
+def sweep_shown(table):
+    """The sweep for display: keep_prob, dropout, mean ± std and min–max over the seeds, and each seed's accuracy."""
+    shown = _with_seed_statistics_shown(table[["keep_prob", "dropout", "seeds"]], table)
+    return shown.assign(runs=[", ".join(percent(a) for a in runs) for runs in table["runs"]])
 
 
 def seed_noise_table(table):

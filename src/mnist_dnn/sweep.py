@@ -1,0 +1,131 @@
+"""A sweep of keep_prob over seeds of one variant, on DVC's experiment queue: queue, wait, collect, write.
+
+``make sweep`` runs ``python -m mnist_dnn.sweep``. Each keep_prob value is one queued experiment that runs only the
+variant's own stages (``dvc exp run <targets>``): its training with train.seed, and one ``seed@<variant>-<seed>``
+stage per extra seed. The results are read back from the experiments' git refs, as ``make seed-noise`` does.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from mnist_dnn import charts, files, tables
+from mnist_dnn.config import load_params
+from mnist_dnn.errors import UserError, run_stage
+from mnist_dnn.markdown import sweep_markdown
+
+POLL_SECONDS = 10
+
+
+def experiment_name(value):
+    """The name of the sweep's experiment for ``keep_prob = value``, e.g. ``sweep-keep_prob-0.3``."""
+    return f"sweep-keep_prob-{value:g}"
+
+
+def targets(variant, seeds):
+    """The stages one sweep point runs: the variant's training and test with train.seed, and each extra seed's."""
+    return [f"evaluate@{variant}", *(f"seed@{variant}-{seed}" for seed in seeds)]
+
+
+def dvc(*args, capture=False):
+    """Run ``dvc args``; a UserError with its output if it fails."""
+    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise UserError(f"`dvc {' '.join(args)}` failed: {(result.stderr or result.stdout).strip()}")
+    return result.stdout if capture else None
+
+
+def experiment_refs():
+    """Experiment name → its git ref, the newest ref where a name has several."""
+    out = subprocess.run(
+        ["git", "for-each-ref", "--sort=committerdate", "--format=%(refname)", "refs/exps"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return {ref.rsplit("/", 1)[-1]: ref for ref in out.split()}
+
+
+def git_show(ref, path):
+    result = subprocess.run(["git", "show", f"{ref}:{path}"], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise UserError(f"{ref}: no {path} in the experiment ({result.stderr.strip()})")
+    return result.stdout
+
+
+def queue(values, variant, seeds):
+    """Queue one experiment per keep_prob value, after removing earlier experiments of the same names."""
+    old = [name for name in map(experiment_name, values) if name in experiment_refs()]
+    if old:
+        dvc("exp", "remove", *old)
+    for value in values:
+        dvc("exp", "run", "--queue", "--name", experiment_name(value), "-S", f"keep_prob={value}",
+            "-S", f"extra_seeds={list(seeds)}", *targets(variant, seeds))
+
+
+def wait(jobs):
+    """Start ``jobs`` queue workers (one thread each) and wait until nothing is queued or running."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    dvc("queue", "start", "--jobs", str(jobs))
+    while re.search(r"\b(Queued|Running)\b", dvc("queue", "status", capture=True)):
+        time.sleep(POLL_SECONDS)
+
+
+def collect(values, variant, seeds):
+    """Per keep_prob value: its test accuracies, train.seed's first, read from the sweep's experiment refs."""
+    refs = experiment_refs()
+    records = []
+    for value in values:
+        name = experiment_name(value)
+        if name not in refs:
+            raise UserError(f"experiment {name} did not finish; see `dvc queue logs {name}`")
+        params = YAML(typ="safe", pure=True).load(git_show(refs[name], "params.yaml"))
+        paths = [f"metrics/eval/{variant}.json", *(f"metrics/seeds/{variant}-{seed}.json" for seed in seeds)]
+        accuracies = [json.loads(git_show(refs[name], path))["accuracy"] for path in paths]
+        records.append({"keep_prob": params["keep_prob"], "seeds": [params["train"]["seed"], *seeds],
+                        "accuracies": accuracies})
+    return records
+
+
+def check(params, variant, values, seeds):
+    """A UserError unless ``variant`` uses dropout, each value is a keep_prob and no seed is train.seed."""
+    if not params.variant(variant).dropout:
+        raise UserError(f"{variant} uses no dropout: keep_prob does not change it")
+    if not all(0 < value <= 1 for value in values):
+        raise UserError(f"keep_prob values must be in (0, 1], got {', '.join(f'{v:g}' for v in values)}")
+    if params.train.seed in seeds:
+        raise UserError(f"seed {params.train.seed} is train.seed already; list only the extra seeds")
+
+
+def main(args):
+    values = [round(v, 6) for v in args.values]
+    check(load_params(), args.variant, values, args.seeds)
+    if not args.collect_only:
+        queue(values, args.variant, args.seeds)
+        wait(args.jobs)
+    runs = collect(values, args.variant, args.seeds)
+    table = tables.sweep_table(runs)
+    markdown = sweep_markdown(table, args.variant, runs[0]["seeds"])
+    chart = charts.error_bar_chart(table, tables.sweep_points(runs), f"{args.variant}: does dropout help?")
+    out = Path(args.output)
+    paths = [out.with_suffix(suffix) for suffix in (".json", ".md", ".svg")]
+    with files.atomic_outputs(*paths) as (json_path, markdown_path, svg_path):
+        files.write_json(json_path, {"variant": args.variant, "runs": runs})
+        markdown_path.write_text(markdown)
+        svg_path.write_text(chart)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m mnist_dnn.sweep", description=__doc__)
+    parser.add_argument("--values", type=float, nargs="+", required=True, help="keep_prob values")
+    parser.add_argument("--variant", default="dnn_dropout", help="the variant with dropout")
+    parser.add_argument("--seeds", type=int, nargs="+", required=True, help="extra seeds besides train.seed")
+    parser.add_argument("--jobs", type=int, default=2, help="queue workers")
+    parser.add_argument("--output", required=True, help="path without suffix of the .json, .md and .svg to write")
+    parser.add_argument("--collect-only", action="store_true", help="only collect the finished experiments")
+    run_stage(main, parser.parse_args())

@@ -1,0 +1,139 @@
+"""The engine's static buffers (what CUDA graphs need), held on the CPU to the loop they replaced."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mnist_dnn import training
+from mnist_dnn.config import OptimizerParams, TrainParams
+from mnist_dnn.errors import UserError
+from mnist_dnn.evaluation import accuracy
+from mnist_dnn.models import ModelSpec
+from test_training import make_split
+
+
+def fit_of_107b982(model, optimizer, train, val, hp, name="model"):
+    """``training.fit`` as it was at commit 107b982, before the static buffers: a fresh permutation and loss sum
+    per epoch."""
+    inputs, targets = train
+    n = len(inputs)
+    generator = torch.Generator().manual_seed(hp.seed)
+    for epoch in range(1, hp.epochs + 1):
+        model.train()
+        order = torch.randperm(n, generator=generator).to(inputs.device)
+        loss_sum = torch.zeros((), device=inputs.device)
+        for batch in order.split(hp.batch_size):
+            loss = F.cross_entropy(model(inputs[batch]), targets[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(batch)
+        train_loss = loss_sum.item() / n
+        if not math.isfinite(train_loss):
+            raise UserError(f"{name}: training diverged in epoch {epoch} (mean train loss {train_loss})")
+        yield training.EpochLog(epoch, train_loss, accuracy(model, *val) if val else None)
+
+
+HP = TrainParams(epochs=3, batch_size=50, seed=777)
+TRAIN, VAL = make_split(630, 0), make_split(100, 1)  # 12 full batches and one of 30
+
+
+def run(fit, opt, train=TRAIN, **kwargs):
+    spec = ModelSpec(variant="tiny", hidden=(32, 32), init="xavier_uniform", dropout_p=0.3)
+    model, optimizer = training.setup(spec, HP, opt, "cpu")
+    logs = list(fit(model, optimizer, train, VAL, HP, "tiny", **kwargs))
+    return logs, model.state_dict(), optimizer.state_dict()["state"]
+
+
+def assert_bit_identical(a, b):
+    (logs_a, weights_a, state_a), (logs_b, weights_b, state_b) = a, b
+    assert logs_a == logs_b
+    assert weights_a.keys() == weights_b.keys()
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    assert all(torch.equal(state_a[i][k], state_b[i][k]) for i in state_a for k in state_a[i])
+
+
+OPTIMIZERS = [
+    OptimizerParams(name="adam", lr=1e-3),
+    OptimizerParams(name="sgd", lr=0.01, momentum=0.9),
+    OptimizerParams(name="adagrad", lr=0.01),
+    OptimizerParams(name="adagrad_da", lr=0.1, l1=0.001, l2=0.01),
+    OptimizerParams(name="ftrl", lr=0.1, l1=0.001),
+    OptimizerParams(name="proximal_adagrad", lr=0.1, l2=0.01),
+]
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS, ids=lambda opt: opt.name)
+def test_fit_on_the_cpu_computes_bit_for_bit_what_the_loop_it_replaced_computes(opt):
+    assert_bit_identical(run(training.fit, opt), run(fit_of_107b982, opt))
+
+
+class Uncaptured(training.GraphedEpoch):
+    """GraphedEpoch with the CUDA graph replaced by a call that reads the static buffer when it is replayed, as the
+    graph does: everything else (the first chunk as warm-up, refilling the buffer, the eager rest) is the real one."""
+
+    captures = replays = 0
+
+    def capture(self):
+        Uncaptured.captures += 1
+        self.run_batches()
+
+        def replay():
+            Uncaptured.replays += 1
+            self.run_batches()
+
+        return replay
+
+
+@pytest.mark.parametrize(
+    ("n", "graph_steps", "replays"),
+    [
+        (630, 4, 3 * 3 - 1),  # per epoch 3 chunks of 4 batches (the first one captured), then an eager batch of 30
+        (600, 4, 3 * 3 - 1),  # the same chunks, and no eager batch
+        (630, 13, 0),  # a graph longer than the epoch: every step eager
+    ],
+)
+def test_graphed_epochs_refill_their_static_buffer_and_run_the_rest_eagerly(monkeypatch, n, graph_steps, replays):
+    monkeypatch.setattr(training, "GraphedEpoch", Uncaptured)
+    monkeypatch.setattr(Uncaptured, "captures", 0)
+    monkeypatch.setattr(Uncaptured, "replays", 0)
+    train = TRAIN[0][:n], TRAIN[1][:n]
+    graphed = run(training.fit, OPTIMIZERS[0], train, graph_steps=graph_steps)
+    assert (Uncaptured.captures, Uncaptured.replays) == (int(replays > 0), replays)
+    assert_bit_identical(graphed, run(training.fit, OPTIMIZERS[0], train, graph_steps=0))
+
+
+def test_permutations_refill_one_buffer_with_the_seeded_generators_draws():
+    permutations = training.Permutations(1000, seed=5, device="cpu")
+    buffer = permutations.order
+    generator = torch.Generator().manual_seed(5)
+    for _ in range(3):
+        order = permutations.refill()
+        assert order is buffer
+        assert torch.equal(order, torch.randperm(1000, generator=generator))
+    assert not torch.equal(order, torch.randperm(1000, generator=torch.Generator().manual_seed(5)))
+
+
+def test_train_step_adds_the_batch_loss_to_the_sum_in_place():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(784, 10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    inputs, targets = TRAIN
+    batch = torch.tensor([3, 1, 4, 1, 5])
+    expected = F.cross_entropy(model(inputs[batch]), targets[batch]).item() * 5
+    loss_sum = torch.full((), 2.0)
+    training.train_step(model, optimizer, inputs, targets, batch, loss_sum)
+    assert loss_sum.item() == pytest.approx(2.0 + expected, rel=1e-6)
+    assert model.weight.grad is not None  # and it stepped
+
+
+def test_fit_reads_the_device_once_per_epoch(monkeypatch):
+    reads = []
+    item = torch.Tensor.item
+    monkeypatch.setattr(torch.Tensor, "item", lambda self: reads.append(self.shape) or item(self))
+    spec = ModelSpec(variant="tiny", hidden=(8,), init="xavier_uniform", dropout_p=0.3)
+    model, optimizer = training.setup(spec, HP, OPTIMIZERS[0], "cpu")
+    logs = list(training.fit(model, optimizer, TRAIN, None, HP))
+    assert len(logs) == 3 and reads == [torch.Size([])] * 3

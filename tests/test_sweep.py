@@ -1,0 +1,85 @@
+"""The keep_prob sweep's driver: its experiments' names and targets, and the tables it collects from their git refs."""
+
+import json
+import runpy
+import subprocess
+import sys
+
+import pytest
+from ruamel.yaml import YAML
+
+from conftest import REPO
+from mnist_dnn import sweep
+from mnist_dnn.config import load_params
+from mnist_dnn.errors import UserError
+
+ACCURACIES = {0.5: [0.97, 0.98, 0.99], 1.0: [0.981, 0.982, 0.983]}
+
+
+def git(*args, cwd):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A git repo with params.yaml and, per keep_prob of ACCURACIES, an experiment ref as `dvc exp run` leaves one."""
+    yaml = YAML(typ="safe", pure=True)
+    params = yaml.load(REPO / "params.yaml")
+    git("init", "-q", cwd=tmp_path)
+    for keep_prob, (main, *seeds) in ACCURACIES.items():
+        params["keep_prob"] = keep_prob
+        with open(tmp_path / "params.yaml", "w") as f:
+            yaml.dump(params, f)
+        (tmp_path / "metrics/eval").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "metrics/seeds").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "metrics/eval/dnn_dropout.json").write_text(json.dumps({"accuracy": main, "loss": 0.1}))
+        for seed, accuracy in zip([1, 2], seeds):
+            (tmp_path / f"metrics/seeds/dnn_dropout-{seed}.json").write_text(json.dumps({"accuracy": accuracy}))
+        git("add", "-A", cwd=tmp_path)
+        git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"keep_prob {keep_prob}", cwd=tmp_path)
+        ref = f"refs/exps/ab/cdef/{sweep.experiment_name(keep_prob)}"
+        git("update-ref", ref, git("rev-parse", "HEAD", cwd=tmp_path), cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_experiment_names_and_the_stages_a_point_runs():
+    assert sweep.experiment_name(0.3) == "sweep-keep_prob-0.3" and sweep.experiment_name(1.0) == "sweep-keep_prob-1"
+    assert sweep.targets("dnn_dropout", [1, 2]) == ["evaluate@dnn_dropout", "seed@dnn_dropout-1", "seed@dnn_dropout-2"]
+
+
+def test_collect_reads_each_points_accuracies_from_its_experiment(repo):
+    runs = sweep.collect([0.5, 1.0], "dnn_dropout", [1, 2])
+    assert runs == [{"keep_prob": k, "seeds": [777, 1, 2], "accuracies": a} for k, a in ACCURACIES.items()]
+
+
+def test_collect_names_an_experiment_that_did_not_finish(repo):
+    with pytest.raises(UserError, match=r"sweep-keep_prob-0.7 did not finish; see `dvc queue logs sweep-keep_prob-0.7"):
+        sweep.collect([0.5, 0.7], "dnn_dropout", [1, 2])
+
+
+def test_collect_only_writes_the_json_table_and_chart(repo, monkeypatch):
+    out = repo / "metrics/sweeps/keep_prob"
+    argv = ["sweep", "--values", "0.5", "1", "--seeds", "1", "2", "--output", str(out), "--collect-only"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(sweep.__file__, run_name="__main__")
+    written = json.loads(out.with_suffix(".json").read_text())
+    assert written["variant"] == "dnn_dropout"
+    assert [run["accuracies"] for run in written["runs"]] == list(ACCURACIES.values())
+    markdown = out.with_suffix(".md").read_text()
+    assert "| 98.00 ± 1.00% | 97.00%–99.00% |" in markdown and "| 98.20 ± 0.10% | 98.10%–98.30% |" in markdown
+    assert out.with_suffix(".svg").read_text().startswith("<svg")
+
+
+@pytest.mark.parametrize(
+    "variant, values, seeds, message",
+    [
+        ("dnn", [0.5], [1], "dnn uses no dropout"),
+        ("dnn_dropout", [0.0, 0.5], [1], r"keep_prob values must be in \(0, 1\], got 0, 0.5"),
+        ("dnn_dropout", [0.5], [777], "seed 777 is train.seed already"),
+        ("nope", [0.5], [1], "unknown variant 'nope'"),
+    ],
+)
+def test_bad_sweeps_are_refused_before_anything_is_queued(variant, values, seeds, message):
+    with pytest.raises(UserError, match=message):
+        sweep.check(load_params(REPO / "params.yaml"), variant, values, seeds)
