@@ -278,7 +278,7 @@ def test_stage_writes_the_report(workspace, monkeypatch):
 def test_stage_names_a_missing_committed_input_and_the_command_that_writes_it(workspace, monkeypatch, capsys, missing,
                                                                               command):
     (workspace / missing).unlink()
-    assert run_report_stage(workspace, monkeypatch) == 1
+    assert run_report_stage(workspace, monkeypatch) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and missing in err and f"run `{command}`" in err
 
