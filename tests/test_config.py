@@ -6,7 +6,6 @@ import torch
 from ruamel.yaml import YAML
 
 from mnist_dnn.config import MAX_YAML_NODES, load_params, quote
-from mnist_dnn.models import MAX_PARAMETERS
 from mnist_dnn.errors import UserError
 
 PARAMS = Path(__file__).parents[1] / "params.yaml"

@@ -1,7 +1,6 @@
 """dvc.yaml against the code: every module a stage imports, directly or not, is a dependency of that stage."""
 
 import ast
-from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML

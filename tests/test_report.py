@@ -23,7 +23,7 @@ from conftest import REPO, stage_argv
 from dvclive import Live
 from mnist_dnn.config import load_params
 from mnist_dnn.html_report import (
-    SECTIONS, build_report, confusion_html, gallery_html, graphs_html, optimizers_html, seed_noise_html, summary_html,
+    build_report, confusion_html, gallery_html, graphs_html, optimizers_html, seed_noise_html, summary_html,
     sweep_html,
 )
 from mnist_dnn.models import ModelSpec

@@ -81,8 +81,15 @@ def main(argv=None):
     source.add_argument("--image", help="a PNG or JPEG of one digit, any size, dark-on-light or light-on-dark")
     p.add_argument("--seed", type=int, default=777, help="seed of --random (default: 777)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    push = commands.add_parser("push-run-cache", help="dvc push --run-cache, and the outputs of its entries it misses")
+    push.add_argument("--remote", "-r", help="DVC remote (default: the default remote)")
     args = parser.parse_args(argv)
-    run_stage(run_predict, args)
+    if args.command == "push-run-cache":
+        from mnist_dnn.sharing import push_run_cache  # imports DVC: only for this command
+
+        run_stage(push_run_cache, args.remote)
+    else:
+        run_stage(run_predict, args)
 
 
 if __name__ == "__main__":

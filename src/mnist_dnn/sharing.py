@@ -1,16 +1,16 @@
-"""Push the outputs that this clone's run-cache entries name, `cache: false` ones included; run after `dvc push --run-cache`.
+"""Sharing runs between machines: push the outputs that this clone's run-cache entries name, `cache: false` ones too.
 
 DVC 3.67's `dvc push --run-cache` sends the entries (.dvc/cache/runs) and the cached outputs in dvc.lock, but not
 the objects of `cache: false` outputs (the metrics and plots this project keeps in git) that an entry refers to.
 Without them another clone cannot restore the stage from the run-cache (`outs_cached()` fails) and runs it again.
-Usage: python .ci/push_run_cache_outputs.py [remote]
+`mnist-dnn push-run-cache` runs `dvc push --run-cache`, then pushes those objects.
 """
 
-import sys
 from pathlib import Path
 
 from dvc.exceptions import CollectCacheError
-from dvc.repo import Repo
+
+from mnist_dnn.errors import UserError
 
 
 def run_cache_entries(repo):
@@ -33,11 +33,19 @@ def push_run_cache_outputs(repo, remote=None):
     objs = set().union(*(local_outputs(repo, entry) for entry in entries))
     result = repo.cloud.push(objs, remote=remote)
     if result.failed:
-        sys.exit(f"error: {len(result.failed)} run-cache outputs failed to upload; run this again")
+        raise UserError(f"{len(result.failed)} run-cache outputs failed to upload; run this again")
     return len(entries), len(result.transferred)
 
 
-if __name__ == "__main__":
-    with Repo() as repo:
-        entries, sent = push_run_cache_outputs(repo, sys.argv[1] if len(sys.argv) > 1 else None)
-    print(f"{sent} outputs of {entries} run-cache entries pushed")
+def push_run_cache(remote=None):
+    """``dvc push --run-cache`` to ``remote`` (the default one if None), then the outputs it leaves behind."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo() as repo:
+            pushed = repo.push(remote=remote, run_cache=True)
+            entries, sent = push_run_cache_outputs(repo, remote)
+    except DvcException as err:
+        raise UserError(f"dvc push --run-cache: {err}") from None
+    print(f"{pushed} files pushed; then {sent} outputs of {entries} run-cache entries")
