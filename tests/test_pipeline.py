@@ -182,7 +182,7 @@ def test_one_optimizers_hyperparameters_rerun_only_its_stage(repo):
     root, _ = repo
     commit(root, "before ftrl l1")
     output = run(["dvc", "exp", "run", "-S", "+optimizer_study.optimizers.ftrl.l1=0.0001"], root)
-    assert ran_stages(output) == {"optimizers@ftrl", "compare_optimizers"}
+    assert ran_stages(output) == {"optimizers@ftrl", "compare_optimizers", "report"}  # the report shows the study
 
 
 def test_queued_experiments_run_two_at_a_time_and_leave_the_workspace_alone(repo):

@@ -50,11 +50,15 @@ def experiment_refs():
     return {ref.rsplit("/", 1)[-1]: ref for ref in out.split()}
 
 
-def git_show(ref, path):
-    result = subprocess.run(["git", "show", f"{ref}:{path}"], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise UserError(f"{ref}: no {path} in the experiment ({result.stderr.strip()})")
-    return result.stdout
+def read_at(ref, path):
+    """The file ``path`` as experiment ``ref`` left it: from git, or from DVC's cache for a DVC-tracked output."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    try:
+        return dvc.api.read(path, rev=ref)
+    except (DvcException, OSError) as err:
+        raise UserError(f"{ref}: no {path} in the experiment ({err})") from None
 
 
 def queue(values, variant, seeds):
@@ -83,9 +87,9 @@ def collect(values, variant, seeds):
         name = experiment_name(value)
         if name not in refs:
             raise UserError(f"experiment {name} did not finish; see `dvc queue logs {name}`")
-        params = YAML(typ="safe", pure=True).load(git_show(refs[name], "params.yaml"))
+        params = YAML(typ="safe", pure=True).load(read_at(refs[name], "params.yaml"))
         paths = [f"metrics/eval/{variant}.json", *(f"metrics/seeds/{variant}-{seed}.json" for seed in seeds)]
-        accuracies = [json.loads(git_show(refs[name], path))["accuracy"] for path in paths]
+        accuracies = [json.loads(read_at(refs[name], path))["accuracy"] for path in paths]
         records.append({"keep_prob": params["keep_prob"], "seeds": [params["train"]["seed"], *seeds],
                         "accuracies": accuracies})
     return records
