@@ -123,7 +123,8 @@ def test_a_training_stage_killed_mid_run_leaves_no_partial_output(repo):
     os.killpg(stage.pid, signal.SIGKILL)
     stage.wait()
     assert not model.exists()  # DVC moved the old model away before the run; no partial new one appeared
-    assert files_in(log) in ({}, logged)  # the old log whole, or none
+    # No partial new file: what is left of the log is the old one's (DVC removed its DVC-tracked metrics.json)
+    assert files_in(log).items() <= logged.items()
     run(["dvc", "repro"], root)
     assert model.read_bytes() == trained
     assert (root / "metrics/eval/dnn.json").read_text() == evaluated
@@ -200,7 +201,8 @@ def test_queued_experiments_run_two_at_a_time_and_leave_the_workspace_alone(repo
     assert status.count("Success") == 2, status
     shown = {row["Experiment"]: row for row in dvc_api_exp_show(root) if row.get("Experiment") in names}
     assert {name: row["keep_prob"] for name, row in shown.items()} == names
-    accuracies = [row["metrics/test.json:accuracy.dnn_dropout"] for row in shown.values()]
+    # exp_show names a metric by its key alone while no other metrics file has the same key
+    accuracies = [row["accuracy.dnn_dropout"] for row in shown.values()]
     assert all(0.5 < acc <= 1 for acc in accuracies)
     assert (root / "params.yaml").read_text() == params
     assert run(["git", "status", "--porcelain"], root) == ""
