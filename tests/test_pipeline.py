@@ -6,7 +6,6 @@ MNIST comes from $MNIST_MIRROR when it is set (CI sets it to ../shared/mnist), e
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import copy_project
+
 VARIANTS = ["softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout"]
 OPTIMIZERS = ["adadelta", "adagrad", "adagrad_da", "momentum", "adam", "ftrl", "proximal_gd", "proximal_adagrad", "rmsprop"]
 
@@ -45,11 +45,7 @@ def ran_stages(output):
 def repo(tmp_path_factory):
     """A fresh git repo holding this project's files, with 1 training epoch committed, after `dvc repro`."""
     root = tmp_path_factory.mktemp("pipeline")
-    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).split()
-    for name in files:
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
+    copy_project(root)
     yaml = YAML()
     params = yaml.load(root / "params.yaml")
     params["train"]["epochs"] = 1

@@ -14,7 +14,8 @@ import pytest
 from dvc.repo import Repo
 from ruamel.yaml import YAML
 
-from test_pipeline import REPO, VARIANTS, commit, pipeline_env, ran_stages, run
+from conftest import REPO, copy_project
+from test_pipeline import VARIANTS, commit, pipeline_env, ran_stages, run
 
 BUCKET = "mnist-dnn"
 
@@ -64,11 +65,7 @@ def machine_a(tmp_path_factory):
     """Machine A: the project with 1 epoch and one optimizer, trained with `dvc repro`, committed, and pushed to the
     offline default remote (the folder ../mnist-dnn-storage beside the clone)."""
     root = tmp_path_factory.mktemp("machine-a") / "mnist-dnn"
-    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).split()
-    for name in files:
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
+    copy_project(root)
     yaml = YAML()
     params = yaml.load(root / "params.yaml")
     params["train"]["epochs"] = 1
