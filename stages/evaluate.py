@@ -16,9 +16,8 @@ def main(args):
     model, spec = ModelSpec.load(args.model)
     if spec != expected:
         raise UserError(
-            f"{args.model}: holds {spec.variant} ({spec.architecture}, {spec.init}, dropout {spec.dropout_p:g}), not "
-            f"{expected.variant} as params.yaml has it ({expected.architecture}, {expected.init}, dropout "
-            f"{expected.dropout_p:g}); run `dvc repro train@{expected.variant}`"
+            f"{args.model}: holds {spec.variant} ({spec.layout}), not {expected.variant} as params.yaml has it "
+            f"({expected.layout}); run `dvc repro train@{expected.variant}`"
         )
     (inputs, targets), = data.load_splits(args.test, device=device)
     metrics, predicted = evaluate(model.to(device), inputs, targets)

@@ -9,7 +9,7 @@ import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML, YAMLError
 
-from mnist_dnn.errors import UserError
+from mnist_dnn.errors import UserError, one_line
 from mnist_dnn.models import INITS, MAX_LAYERS, NAME_PATTERN, ModelSpec, check_size
 from mnist_dnn.optimizers import OPTIMIZERS, build_optimizer
 
@@ -25,7 +25,7 @@ _repr.maxlevel, _repr.maxstring, _repr.maxother, _repr.maxlong = 2, QUOTE_LIMIT,
 
 def shorten(text, limit=QUOTE_LIMIT):
     """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
-    text = " ".join(str(text).split())
+    text = one_line(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

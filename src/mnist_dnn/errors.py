@@ -24,6 +24,11 @@ class UserError(Exception):
     """A problem with the user's input (params, data, files): reported in one line, no traceback."""
 
 
+def one_line(text):
+    """``str(text)`` with every run of whitespace, newlines included, made one space."""
+    return " ".join(str(text).split())
+
+
 def exit_with_parent():
     """Exit through SIGTERM when dvc, which started this stage, dies: DVC does not pass its signals on to a stage.
 

@@ -10,7 +10,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from mnist_dnn.errors import UserError
+from mnist_dnn.errors import UserError, one_line
 
 IN_FEATURES = 28 * 28
 NUM_CLASSES = 10
@@ -69,6 +69,11 @@ class ModelSpec(BaseModel):
         """Human-readable layer widths, e.g. ``784→256→256→10``."""
         return "→".join(str(w) for w in [IN_FEATURES, *self.hidden, NUM_CLASSES])
 
+    @property
+    def layout(self):
+        """Architecture, init and dropout in a phrase, e.g. ``784→10, normal, dropout 0``."""
+        return f"{self.architecture}, {self.init}, dropout {self.dropout_p:g}"
+
     def build(self):
         """A freshly initialised model, on the CPU, drawing its weights from PyTorch's global generator."""
         widths = [IN_FEATURES, *self.hidden, NUM_CLASSES]
@@ -103,12 +108,14 @@ class ModelSpec(BaseModel):
         path = Path(path)
         if not path.is_file():
             raise UserError(f"{path}: no such model file (train it with `dvc repro`, or fetch it with `dvc pull`)")
-        if path.stat().st_size > 4 * MAX_PARAMETERS + 2**20:
-            raise UserError(f"{path}: {path.stat().st_size:,} bytes, larger than any model file can be")
+        size = path.stat().st_size
+        if size > 4 * MAX_PARAMETERS + 2**20:
+            raise UserError(f"{path}: {size:,} bytes, larger than any model file can be")
         try:
             with safe_open(path, framework="pt") as f:
                 spec = cls._from_metadata(f.metadata() or {})
-                found = {name: (f.get_slice(name).get_dtype(), tuple(f.get_slice(name).get_shape())) for name in f.keys()}
+                slices = {name: f.get_slice(name) for name in f.keys()}
+                found = {name: (s.get_dtype(), tuple(s.get_shape())) for name, s in slices.items()}
                 expected = {name: ("F32", shape) for name, shape in spec.shapes().items()}
                 if found != expected:
                     raise UserError(f"weights do not match the architecture in its metadata ({_difference(found, expected)})")
@@ -116,7 +123,7 @@ class ModelSpec(BaseModel):
         except UserError as err:
             raise UserError(f"{path}: {err}") from None
         except (OSError, SafetensorError) as err:
-            raise UserError(f"{path}: not a mnist_dnn model file ({type(err).__name__}: {_one_line(err)})") from None
+            raise UserError(f"{path}: not a mnist_dnn model file ({type(err).__name__}: {one_line(err)})") from None
         for name, tensor in state.items():
             if not torch.isfinite(tensor).all():
                 raise UserError(f"{path}: weights are not finite (NaN or infinity in {name})")
@@ -148,7 +155,3 @@ def _difference(found, expected):
             got = "missing" if name not in found else f"{found[name][0]} {list(found[name][1])}"
             want = "none" if name not in expected else f"{expected[name][0]} {list(expected[name][1])}"
             return f"{name[:80]!r}: {got[:80]}, expected {want}"
-
-
-def _one_line(err):
-    return " ".join(str(err).split())

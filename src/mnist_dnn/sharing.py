@@ -1,14 +1,15 @@
 """Sharing runs between machines: push the outputs that this clone's run-cache entries name, `cache: false` ones too.
 
 DVC 3.67's `dvc push --run-cache` sends the entries (.dvc/cache/runs) and the cached outputs in dvc.lock, but not
-the objects of `cache: false` outputs (the metrics and plots this project keeps in git) that an entry refers to.
+the objects of `cache: false` outputs (the plots this project keeps in git) that an entry refers to.
 Without them another clone cannot restore the stage from the run-cache (`outs_cached()` fails) and runs it again.
 `mnist-dnn push-run-cache` runs `dvc push --run-cache`, then pushes those objects.
 """
 
 from pathlib import Path
 
-from dvc.exceptions import CollectCacheError
+from dvc.exceptions import CollectCacheError, DvcException
+from dvc.repo import Repo
 
 from mnist_dnn.errors import UserError
 
@@ -39,9 +40,6 @@ def push_run_cache_outputs(repo, remote=None):
 
 def push_run_cache(remote=None):
     """``dvc push --run-cache`` to ``remote`` (the default one if None), then the outputs it leaves behind."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
     try:
         with Repo() as repo:
             pushed = repo.push(remote=remote, run_cache=True)
