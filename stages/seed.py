@@ -1,6 +1,6 @@
 """DVC stage `seed@<variant>-<seed>`: train one variant with one of `extra_seeds`, and test it (seed noise)."""
 
-from mnist_dnn import data, files, training
+from mnist_dnn import data, files, numerics, training
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
 from mnist_dnn.errors import ArgumentParser, UserError, run_stage
@@ -19,7 +19,7 @@ def main(args):
     with files.atomic_outputs(args.model, args.metrics) as (model_path, metrics_path):
         model, _ = training.train(spec, hp, params.optimizer, train, val)
         metrics, _ = evaluate(model, *test)
-        spec.save(model, model_path)
+        spec.save(model, model_path, numerics.recorded(device))
         files.write_json(metrics_path, {"accuracy": metrics["accuracy"], "loss": metrics["loss"]})
     print(f"{spec.variant} with seed {hp.seed}: test accuracy {metrics['accuracy']:.4f}")
 

@@ -1,6 +1,6 @@
 """DVC stage `train@<variant>`: train one variant; write its weights and its dvclive training log."""
 
-from mnist_dnn import data, files, training
+from mnist_dnn import data, files, numerics, training
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
 from mnist_dnn.errors import ArgumentParser, run_stage
@@ -14,7 +14,7 @@ def main(args):
     print(f"{spec.variant}: {spec.architecture}, {len(train[0])} training images, on {device}")
     with files.atomic_outputs(args.model, args.log) as (model_path, log_dir):
         model, _ = training.train(spec, params.train, params.optimizer, train, val, log_dir=log_dir)
-        spec.save(model, model_path)
+        spec.save(model, model_path, numerics.recorded(device))
 
 
 if __name__ == "__main__":

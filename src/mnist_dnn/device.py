@@ -1,10 +1,11 @@
-"""Where the tensors live: the device a run uses, chosen at run time and never a DVC param."""
+"""Where the tensors live and how steps run there: chosen at run time by environment variables, never DVC params."""
 
 import os
 
 import torch
 
 DEVICE_ENV = "MNIST_DNN_DEVICE"
+CUDA_GRAPHS_ENV = "MNIST_DNN_CUDA_GRAPHS"
 
 
 def select_device():
@@ -13,3 +14,8 @@ def select_device():
     if requested:
         return torch.device(requested)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cuda_graphs_requested():
+    """Whether ``$MNIST_DNN_CUDA_GRAPHS`` is ``1``: CUDA graphs stay opt-in until the GPU check has passed on a GPU."""
+    return os.environ.get(CUDA_GRAPHS_ENV) == "1"

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -15,6 +15,7 @@ from mnist_dnn.errors import UserError, one_line
 IN_FEATURES = 28 * 28
 NUM_CLASSES = 10
 METADATA_KEY = "mnist_dnn.spec"
+NUMERICS_KEY = "mnist_dnn.numerics"  # what decided the weights' float bits (numerics.deciding)
 NAME_PATTERN = r"[a-z][a-z0-9_]{0,63}"  # variant and optimizer names: they become file and stage names
 MAX_LAYERS = 64
 MAX_PARAMETERS = 50_000_000  # 200 MB of fp32 weights; training holds ~4 times that (gradients, Adam's moments)
@@ -30,16 +31,13 @@ def check_size(hidden):
     return hidden
 
 
-def _init_normal(linear):
-    nn.init.normal_(linear.weight, mean=0.0, std=1.0)
-    nn.init.normal_(linear.bias, mean=0.0, std=1.0)
+def _normal(tensor):
+    nn.init.normal_(tensor, mean=0.0, std=1.0)
 
 
-def _init_xavier_uniform(linear):
-    nn.init.xavier_uniform_(linear.weight)  # biases keep PyTorch's default, as in the lecture
-
-
-INITS = {"normal": _init_normal, "xavier_uniform": _init_xavier_uniform}
+INITS = {"normal": _normal, "xavier_uniform": nn.init.xavier_uniform_}  # weights
+# biases: N(0, 1) as the lecture's TensorFlow labs draw them (tf.random_normal), or nn.Linear's own U(±1/√fan_in)
+BIAS_INITS = {"normal": _normal, "pytorch": lambda bias: None}
 
 
 class Dropout(nn.Dropout):
@@ -56,13 +54,23 @@ class Dropout(nn.Dropout):
 
 
 class ModelSpec(BaseModel):
-    """What builds one variant's model: 784 → hidden… → 10 MLP with ReLU, ``init``, dropout after each hidden layer."""
+    """What builds one variant's model: 784 → hidden… → 10 MLP with ReLU, ``init`` of the weights and ``bias_init``
+    of the biases, dropout after each hidden layer."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     variant: str = Field(pattern=f"^{NAME_PATTERN}$")
     hidden: Annotated[tuple[Annotated[int, Field(ge=1)], ...], Field(max_length=MAX_LAYERS), AfterValidator(check_size)]
     init: Literal["normal", "xavier_uniform"]
+    bias_init: Literal["normal", "pytorch"]
     dropout_p: float = Field(default=0.0, ge=0, lt=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bias_init_of_older_files(cls, data):
+        """Model files written before ``bias_init`` existed: normal init drew N(0, 1) biases, xavier kept PyTorch's."""
+        if isinstance(data, dict) and "bias_init" not in data:
+            data = data | {"bias_init": "normal" if data.get("init") == "normal" else "pytorch"}
+        return data
 
     @property
     def architecture(self):
@@ -71,8 +79,8 @@ class ModelSpec(BaseModel):
 
     @property
     def layout(self):
-        """Architecture, init and dropout in a phrase, e.g. ``784→10, normal, dropout 0``."""
-        return f"{self.architecture}, {self.init}, dropout {self.dropout_p:g}"
+        """Architecture, inits and dropout in a phrase, e.g. ``784→10, normal, normal biases, dropout 0``."""
+        return f"{self.architecture}, {self.init}, {self.bias_init} biases, dropout {self.dropout_p:g}"
 
     def build(self):
         """A freshly initialised model, on the CPU, drawing its weights from PyTorch's global generator."""
@@ -80,7 +88,8 @@ class ModelSpec(BaseModel):
         layers = []
         for i, (fan_in, fan_out) in enumerate(zip(widths, widths[1:])):
             linear = nn.Linear(fan_in, fan_out)
-            INITS[self.init](linear)
+            INITS[self.init](linear.weight)
+            BIAS_INITS[self.bias_init](linear.bias)
             layers.append(linear)
             if i < len(self.hidden):
                 layers.append(nn.ReLU())
@@ -93,10 +102,14 @@ class ModelSpec(BaseModel):
         with torch.device("meta"):
             return {name: tuple(t.shape) for name, t in self.build().state_dict().items()}
 
-    def save(self, model, path):
-        """Write ``model``'s weights to ``path`` as safetensors, with this spec as metadata."""
+    def save(self, model, path, numerics=None):
+        """Write ``model``'s weights to ``path`` as safetensors, with this spec and the ``numerics`` that computed
+        them (a dict, see numerics.recorded) as metadata."""
         state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-        save_file(state, path, metadata={METADATA_KEY: json.dumps(self.model_dump(mode="json"), sort_keys=True)})
+        metadata = {METADATA_KEY: json.dumps(self.model_dump(mode="json"), sort_keys=True)}
+        if numerics is not None:
+            metadata[NUMERICS_KEY] = json.dumps(numerics, sort_keys=True)
+        save_file(state, path, metadata=metadata)
 
     @classmethod
     def load(cls, path):
@@ -146,6 +159,19 @@ class ModelSpec(BaseModel):
             where = ".".join(str(part) for part in first["loc"]) or "spec"
             message = first["msg"].removeprefix("Value error, ")
             raise UserError(f"not a mnist_dnn model file (metadata {where}: {message})") from None
+
+
+def read_numerics(path):
+    """The numerics recorded in the model file at ``path`` (a dict; empty for files written before they were)."""
+    try:
+        with safe_open(path, framework="pt") as f:
+            raw = (f.metadata() or {}).get(NUMERICS_KEY, "{}")
+        numerics = json.loads(raw) if len(raw) <= MAX_METADATA_BYTES else None
+    except (OSError, SafetensorError, ValueError) as err:
+        raise UserError(f"{path}: not a mnist_dnn model file ({type(err).__name__}: {one_line(err)})") from None
+    if not isinstance(numerics, dict) or not all(isinstance(v, (str, int, list)) for v in numerics.values()):
+        raise UserError(f"{path}: not a mnist_dnn model file (metadata {NUMERICS_KEY} is not a record of numerics)")
+    return numerics
 
 
 def _difference(found, expected):
