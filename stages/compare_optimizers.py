@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mnist_dnn import files, metrics, tables
+from mnist_dnn import files, outputs, tables
 from mnist_dnn.config import load_params
-from mnist_dnn.errors import ArgumentParser, run_stage
+from mnist_dnn.stage import ArgumentParser, run_stage
 from mnist_dnn.markdown import optimizer_markdown
 
 
@@ -15,8 +15,8 @@ def main(args):
     results, curves = {}, {}
     for name in study.optimizers:
         stage = f"optimizers@{name}"
-        results[name] = metrics.read_json(Path(args.results, f"{name}.json"), stage)
-        curves[name] = metrics.read_curve(Path(args.results, name), "val/accuracy", stage)
+        results[name] = outputs.read_json(Path(args.results, f"{name}.json"), stage)
+        curves[name] = outputs.read_curve(Path(args.results, name), "val/accuracy", stage)
     table = tables.optimizer_table(study, results, {name: curve["accuracy"].tolist() for name, curve in curves.items()})
     plot = pd.concat(
         curve.rename(columns={"step": "epoch", "accuracy": "val_accuracy"}).assign(optimizer=name)

@@ -3,36 +3,37 @@ training curves, confusion matrices, mistakes, autograd graphs and the optimizer
 
 from pathlib import Path
 
-from mnist_dnn import data, files, graph, metrics
+from mnist_dnn import autograd_graph, data, files, outputs
 from mnist_dnn.config import load_params
-from mnist_dnn.errors import ArgumentParser, UserError, run_stage
+from mnist_dnn.errors import UserError
+from mnist_dnn.stage import ArgumentParser, run_stage
 from mnist_dnn.html_report import build_report
 
 
 def main(args):
     params = load_params()
-    rows = metrics.read_summary(args.summary)
+    rows = outputs.read_summary(args.summary)
     images, labels = data.load_split(args.test)
     loss, accuracy, confusion = {}, {}, {}
     for name in (row["variant"] for row in rows):
         log_dir, stage = Path(args.train_logs, name), f"train@{name}"
-        loss[name] = metrics.read_curve(log_dir, "train/loss", stage)
-        accuracy[name] = metrics.read_curve(log_dir, "val/accuracy", stage)
+        loss[name] = outputs.read_curve(log_dir, "train/loss", stage)
+        accuracy[name] = outputs.read_curve(log_dir, "val/accuracy", stage)
         path = Path(args.confusion, f"{name}.csv")
-        pairs = confusion[name] = metrics.read_table(path, ["actual", "predicted"], f"evaluate@{name}")
+        pairs = confusion[name] = outputs.read_table(path, ["actual", "predicted"], f"evaluate@{name}")
         if len(pairs) != len(images):
             raise UserError(f"{path}: {len(pairs)} rows for {len(images)} test images; run `dvc repro evaluate@{name}`")
     batch = slice(0, params.train.batch_size)  # the graphs' batch: the first test images
     inputs, targets = data.to_inputs(images[batch], "cpu"), data.to_targets(labels[batch], "cpu")
-    graphs = {name: graph.variant_graphs(params.model_spec(name), inputs, targets) for name in loss}
+    graphs = {name: autograd_graph.variant_graphs(params.model_spec(name), inputs, targets) for name in loss}
     page = build_report(
         rows, loss, accuracy, confusion, images.numpy(),
-        seed_noise=metrics.read_summary(args.seed_noise, "make seed-noise"),
-        sweep=metrics.read_sweep(args.sweep),
-        graphs=(graph.lecture_graph(), graphs),
+        seed_noise=outputs.read_summary(args.seed_noise, "make seed-noise"),
+        sweep=outputs.read_sweep(args.sweep),
+        graphs=(autograd_graph.lecture_graph(), graphs),
         optimizers=(
-            metrics.read_json(args.optimizers, "compare_optimizers"),
-            metrics.read_table(args.optimizer_curves, ["epoch", "val_accuracy", "optimizer"], "compare_optimizers"),
+            outputs.read_json(args.optimizers, "compare_optimizers"),
+            outputs.read_table(args.optimizer_curves, ["epoch", "val_accuracy", "optimizer"], "compare_optimizers"),
             params.optimizer_study,
         ),
     )

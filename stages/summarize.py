@@ -1,17 +1,17 @@
 """DVC stage `summarize`: the lecture's table next to the reproduced one (Markdown and JSON), and the headline
 metrics: each variant's test accuracy and loss, the one file that DVC calls metrics."""
 
-from mnist_dnn import files, metrics, tables
+from mnist_dnn import files, outputs, tables
 from mnist_dnn.config import load_params
-from mnist_dnn.errors import ArgumentParser, run_stage
+from mnist_dnn.stage import ArgumentParser, run_stage
 from mnist_dnn.markdown import summary_markdown
 
 
 def main(args):
     params = load_params()
-    accuracies = metrics.read_accuracies(params.variants, params.extra_seeds, args.eval, args.seeds)
+    accuracies = outputs.read_accuracies(params.variants, params.extra_seeds, args.eval, args.seeds)
     table = tables.summary_table(params, accuracies)
-    headline = metrics.read_test_metrics(params.variants, args.eval)
+    headline = outputs.read_test_metrics(params.variants, args.eval)
     markdown = summary_markdown(table)
     with files.atomic_outputs(args.markdown, args.json, args.metrics) as (markdown_path, json_path, metrics_path):
         markdown_path.write_text(markdown)

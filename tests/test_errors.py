@@ -13,7 +13,8 @@ import pytest
 
 from conftest import REPO
 from mnist_dnn import files
-from mnist_dnn.errors import UserError, run_stage
+from mnist_dnn.errors import UserError
+from mnist_dnn.stage import run_stage
 
 TIME_CAP = 30
 
@@ -89,7 +90,7 @@ STAGE = """
 import sys, time
 from pathlib import Path
 from mnist_dnn import files
-from mnist_dnn.errors import run_stage
+from mnist_dnn.stage import run_stage
 
 def main(out):
     print("ready", flush=True)
@@ -121,7 +122,7 @@ def test_sigint_is_one_line_and_exit_130_and_writes_nothing(tmp_path):
 def test_a_closed_pipe_is_a_quiet_exit(tmp_path):
     read_end, write_end = os.pipe()
     os.close(read_end)  # like `| head -1` once head has gone: every write fails with EPIPE
-    code = "from mnist_dnn.errors import run_stage; run_stage(lambda: print('line\\n' * 100_000))"
+    code = "from mnist_dnn.stage import run_stage; run_stage(lambda: print('line\\n' * 100_000))"
     result = subprocess.run([sys.executable, "-c", code], stdout=write_end, stderr=subprocess.PIPE, text=True,
                             timeout=TIME_CAP)
     os.close(write_end)
@@ -138,7 +139,7 @@ def limit_file_size():
 
 FULL_DISK = """
 from mnist_dnn import files, models
-from mnist_dnn.errors import run_stage
+from mnist_dnn.stage import run_stage
 
 def write_model():
     spec = models.ModelSpec(variant="m", hidden=(64,), init="normal")

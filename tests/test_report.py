@@ -18,7 +18,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from mnist_dnn import data, graph
+from mnist_dnn import autograd_graph, data
 from conftest import REPO, stage_argv
 from dvclive import Live
 from mnist_dnn.config import load_params
@@ -79,8 +79,8 @@ def inputs():
 def sections():
     """The report's other inputs: seed noise, the sweep, the autograd graphs and the optimizer study."""
     x, y = torch.rand(4, 784), torch.tensor([0, 1, 2, 3])
-    graphs = {name: graph.variant_graphs(spec, x, y) for name, spec in SPECS.items()}
-    return dict(seed_noise=SEEDED, sweep=SWEEP, graphs=(graph.lecture_graph(), graphs),
+    graphs = {name: autograd_graph.variant_graphs(spec, x, y) for name, spec in SPECS.items()}
+    return dict(seed_noise=SEEDED, sweep=SWEEP, graphs=(autograd_graph.lecture_graph(), graphs),
                 optimizers=(OPTIMIZERS, OPTIMIZER_CURVES, STUDY))
 
 

@@ -12,7 +12,7 @@ from conftest import REPO, stage_argv
 from mnist_dnn.config import Params, load_params
 from mnist_dnn.errors import UserError
 from mnist_dnn.markdown import optimizer_markdown, summary_markdown, sweep_markdown
-from mnist_dnn import metrics
+from mnist_dnn import outputs
 from mnist_dnn.tables import optimizer_table, summary_table, sweep_points, sweep_table
 
 PARAMS_PATH = Path(__file__).parents[1] / "params.yaml"
@@ -107,7 +107,7 @@ def test_variant_without_lecture_accuracy():
 
 
 def read_accuracies(params, eval_dir, seeds_dir):
-    return metrics.read_accuracies(params.variants, params.extra_seeds, eval_dir, seeds_dir)
+    return outputs.read_accuracies(params.variants, params.extra_seeds, eval_dir, seeds_dir)
 
 
 def write_accuracy(path, accuracy):
@@ -186,7 +186,7 @@ def test_optimizer_table_counts_epochs_to_the_target_and_keeps_study_order():
 def test_test_metrics_are_each_variants_accuracy_then_loss_in_params_order(tmp_path):
     for i, name in enumerate(reversed(list(ACCURACY))):
         (tmp_path / f"{name}.json").write_text(json.dumps({"loss": i / 10, "accuracy": ACCURACY[name], "x": 1}))
-    headline = metrics.read_test_metrics(list(ACCURACY), tmp_path)
+    headline = outputs.read_test_metrics(list(ACCURACY), tmp_path)
     assert list(headline) == ["accuracy", "loss"]
     assert headline["accuracy"] == ACCURACY and list(headline["accuracy"]) == list(ACCURACY)
     assert headline["loss"]["softmax"] == 0.4 and headline["loss"]["dnn_dropout"] == 0.0
@@ -195,7 +195,7 @@ def test_test_metrics_are_each_variants_accuracy_then_loss_in_params_order(tmp_p
 def test_test_metrics_without_a_loss_is_a_user_error(tmp_path):
     (tmp_path / "softmax.json").write_text(json.dumps({"accuracy": 0.9}))
     with pytest.raises(UserError, match="lacks 'loss'; run `dvc repro evaluate`"):
-        metrics.read_test_metrics(["softmax"], tmp_path)
+        outputs.read_test_metrics(["softmax"], tmp_path)
 
 
 SWEEP = [
@@ -235,7 +235,7 @@ def test_a_bad_sweep_file_is_a_user_error_saying_make_sweep(tmp_path, content, m
     path = tmp_path / "keep_prob.json"
     path.write_text(content)
     with pytest.raises(UserError, match=f"{message}.*run `make sweep`"):
-        metrics.read_sweep(path)
+        outputs.read_sweep(path)
 
 
 def test_summarize_stage_writes_the_headline_metrics(tmp_path, monkeypatch):

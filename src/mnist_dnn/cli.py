@@ -6,8 +6,9 @@ import random
 import re
 from pathlib import Path
 
-from mnist_dnn import data, metrics, predict
-from mnist_dnn.errors import UserError, run_stage
+from mnist_dnn import data, outputs, predict
+from mnist_dnn.errors import UserError
+from mnist_dnn.stage import run_stage
 from mnist_dnn.models import NAME_PATTERN, ModelSpec
 
 SUMMARY = Path("metrics/summary.json")
@@ -16,7 +17,7 @@ TEST_SPLIT = Path("data/prepared/test.safetensors")
 
 def best_variant(summary_path=SUMMARY):
     """The variant with the highest reproduced accuracy in the committed summary."""
-    rows = metrics.read_summary(summary_path)
+    rows = outputs.read_summary(summary_path)
     try:
         return max(rows, key=lambda row: row["reproduced_accuracy"])["variant"]
     except (KeyError, TypeError, ValueError) as err:

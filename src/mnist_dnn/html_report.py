@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mnist_dnn import charts, graph
+from mnist_dnn import autograd_graph, charts
 from mnist_dnn.tables import (
     optimizer_headers, seed_noise_table, shown, summary_shown, sweep_points, sweep_shown, sweep_table,
 )
@@ -178,7 +178,7 @@ def graphs_html(lecture, variants):
 
 def _graph_figure(key, caption, nodes_edges):
     nodes, edges = nodes_edges
-    svg = graph.graph_svg(nodes, edges, f"autograd graph: {caption}", key.replace("-", "_"))
+    svg = autograd_graph.graph_svg(nodes, edges, f"autograd graph: {caption}", key.replace("-", "_"))
     return (
         f'<figure class="graph" id="graph-{html.escape(key)}">\n<figcaption>{html.escape(caption)}: '
         f"{len(nodes)} nodes</figcaption>\n{svg}\n</figure>"

@@ -17,7 +17,8 @@ from ruamel.yaml import YAML
 
 from mnist_dnn import charts, files, tables
 from mnist_dnn.config import load_params
-from mnist_dnn.errors import UserError, run_stage
+from mnist_dnn.errors import UserError
+from mnist_dnn.stage import run_stage
 from mnist_dnn.markdown import sweep_markdown
 
 POLL_SECONDS = 10

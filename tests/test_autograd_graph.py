@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import torch
 
-from mnist_dnn import graph
+from mnist_dnn import autograd_graph
 from mnist_dnn.models import ModelSpec
 
 LECTURE_NODES = [
@@ -29,14 +29,14 @@ def names(nodes):
 
 
 def test_the_lecture_snippets_graph_as_pytorch_names_it():
-    nodes, edges = graph.lecture_graph()
+    nodes, edges = autograd_graph.lecture_graph()
     assert [(n.name, n.leaf) for n in nodes] == LECTURE_NODES
     assert sorted(edges) == [(0, 1), (1, 2), (2, 3), (2, 5), (3, 4), (5, 6)]  # x and prev_h need no gradient
 
 
 def test_a_models_leaves_are_its_parameters_with_their_shapes():
     spec = ModelSpec(variant="v", hidden=(8, 6), init="xavier_uniform")
-    nodes, _ = graph.model_graph(spec.build(), *batch(), train=True)
+    nodes, _ = autograd_graph.model_graph(spec.build(), *batch(), train=True)
     leaves = sorted(node.leaf for node in nodes if node.name == "AccumulateGrad")
     assert leaves == sorted(["0.weight 8×784", "0.bias 8", "2.weight 6×8", "2.bias 6", "4.weight 10×6", "4.bias 10"])
     assert names(nodes)[:3] == ["NllLossBackward0", "LogSoftmaxBackward0", "AddmmBackward0"]
@@ -45,25 +45,26 @@ def test_a_models_leaves_are_its_parameters_with_their_shapes():
 
 def test_dropouts_graph_is_built_on_the_fly_differently_in_train_and_eval_mode():
     spec = ModelSpec(variant="v", hidden=(8, 8, 8), init="xavier_uniform", dropout_p=0.3)
-    graphs = graph.variant_graphs(spec, *batch())
+    graphs = autograd_graph.variant_graphs(spec, *batch())
     train, evaluation = names(graphs["train"][0]), names(graphs["eval"][0])
     assert train.count("MulBackward0") == 3 and "MulBackward0" not in evaluation
     assert sorted(n for n in train if n != "MulBackward0") == sorted(evaluation)
 
 
 def test_without_dropout_train_and_eval_graphs_are_the_same():
-    graphs = graph.variant_graphs(ModelSpec(variant="v", hidden=(8,), init="normal"), *batch())
+    graphs = autograd_graph.variant_graphs(ModelSpec(variant="v", hidden=(8,), init="normal"), *batch())
     assert graphs["train"] == graphs["eval"]
 
 
 def test_layout_puts_every_edge_downwards_and_no_two_nodes_of_a_row_overlap():
     spec = ModelSpec(variant="v", hidden=(8, 8), init="xavier_uniform", dropout_p=0.5)
-    nodes, edges = graph.model_graph(spec.build(), *batch(), train=True)
-    centres, width, height = graph.layout(nodes, edges)
+    nodes, edges = autograd_graph.model_graph(spec.build(), *batch(), train=True)
+    centres, width, height = autograd_graph.layout(nodes, edges)
     assert all(centres[i][1] < centres[j][1] for i, j in edges)
     rows = {}
     for j, (x, y) in centres.items():
-        rows.setdefault(y, []).append((x - graph.node_width(nodes[j]) / 2, x + graph.node_width(nodes[j]) / 2))
+        half = autograd_graph.node_width(nodes[j]) / 2
+        rows.setdefault(y, []).append((x - half, x + half))
     for spans in rows.values():
         spans.sort()
         assert all(a[1] < b[0] for a, b in zip(spans, spans[1:]))
@@ -72,9 +73,9 @@ def test_layout_puts_every_edge_downwards_and_no_two_nodes_of_a_row_overlap():
 
 
 def test_svg_is_well_formed_deterministic_and_names_every_node():
-    nodes, edges = graph.lecture_graph()
-    svg = graph.graph_svg(nodes, edges, "the lecture's snippet", "lecture")
-    assert svg == graph.graph_svg(*graph.lecture_graph(), "the lecture's snippet", "lecture")
+    nodes, edges = autograd_graph.lecture_graph()
+    svg = autograd_graph.graph_svg(nodes, edges, "the lecture's snippet", "lecture")
+    assert svg == autograd_graph.graph_svg(*autograd_graph.lecture_graph(), "the lecture's snippet", "lecture")
     root = ET.fromstring(svg)
     ns = {"svg": "http://www.w3.org/2000/svg"}
     assert len(root.findall("svg:g", ns)) == len(nodes) and len(root.findall("svg:line", ns)) == len(edges)
@@ -85,5 +86,5 @@ def test_svg_is_well_formed_deterministic_and_names_every_node():
 
 @pytest.mark.parametrize("key", ["a", "dnn_dropout_train"])
 def test_each_svgs_arrow_id_is_its_own(key):
-    svg = graph.graph_svg(*graph.lecture_graph(), "t", key)
+    svg = autograd_graph.graph_svg(*autograd_graph.lecture_graph(), "t", key)
     assert f'id="arrow_{key}"' in svg and svg.count(f"url(#arrow_{key})") == 6
