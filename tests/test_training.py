@@ -22,7 +22,7 @@ def make_split(n, seed):
 
 
 def train_once(seed, hidden=(32, 32), dropout_p=0.3, epochs=3, inputs=None, val=make_split(200, 1)):
-    training.seed_everything(seed)
+    torch.manual_seed(seed)
     model = ModelSpec(variant="tiny", hidden=hidden, init="xavier_uniform", dropout_p=dropout_p).build()
     optimizer = build_optimizer("adam", model.parameters(), 1e-3)
     train = make_split(600, 0) if inputs is None else inputs

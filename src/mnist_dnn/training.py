@@ -1,8 +1,7 @@
-"""Training: seeding, and the mini-batch loop over tensors kept on the device."""
+"""Training: the mini-batch loop over tensors kept on the device."""
 
 import functools
 import math
-import random
 import warnings
 from dataclasses import dataclass
 
@@ -12,12 +11,6 @@ import torch.nn.functional as F
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import accuracy
 from mnist_dnn.optimizers import build_optimizer, is_capturable
-
-
-def seed_everything(seed):
-    """Seed Python's and PyTorch's generators (CPU and every CUDA device) for a repeatable run."""
-    random.seed(seed)
-    torch.manual_seed(seed)
 
 
 @dataclass(frozen=True)
@@ -150,7 +143,7 @@ def setup(spec, hp, opt, device):
     """Seed by ``hp`` (TrainParams), then build ``spec``'s model on ``device`` and the ``opt`` optimizer for it
     (capturable on CUDA, for ``fit``'s graphs)."""
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = hp.tf32
-    seed_everything(hp.seed)
+    torch.manual_seed(hp.seed)  # PyTorch's generators, CPU and every CUDA device
     model = spec.build().to(device)
     capturable = torch.device(device).type == "cuda"
     return model, build_optimizer(opt.name, model.parameters(), opt.lr, capturable, **opt.hyperparameters)
