@@ -6,8 +6,8 @@ import pandas as pd
 
 from mnist_dnn import files, outputs, tables
 from mnist_dnn.config import load_params
-from mnist_dnn.stage import ArgumentParser, run_stage
 from mnist_dnn.markdown import optimizer_markdown
+from mnist_dnn.stage import ArgumentParser, run_stage
 
 
 def main(args):

@@ -5,8 +5,8 @@ import time
 from mnist_dnn import data, files, training
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
-from mnist_dnn.stage import ArgumentParser, run_stage
 from mnist_dnn.evaluation import evaluate
+from mnist_dnn.stage import ArgumentParser, run_stage
 
 
 def main(args):

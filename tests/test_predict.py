@@ -331,8 +331,8 @@ def test_predict_random_is_seeded(workdir, capsys):
     expected = [random.Random(seed).randrange(len(LABELS)) for seed in seeds]
     assert expected[0] != expected[1]  # these seeds pick different images, so the check below can tell them apart
     for seed, index in zip(seeds, expected):
-        first = predict_json(capsys, "--random", "--seed", str(seed))
-        second = predict_json(capsys, "--random", "--seed", str(seed))
+        first = predict_json(capsys, "--seed", str(seed))
+        second = predict_json(capsys, "--seed", str(seed))
         assert first["source"] == second["source"] == f"test image {index}"
         assert first["label"] == LABELS[index]
 

@@ -4,18 +4,14 @@ import argparse
 import json
 import random
 import re
-from pathlib import Path
 
-from mnist_dnn import data, outputs, predict
+from mnist_dnn import data, outputs, paths, predict
 from mnist_dnn.errors import UserError
-from mnist_dnn.stage import run_stage
 from mnist_dnn.models import NAME_PATTERN, ModelSpec
-
-SUMMARY = Path("metrics/summary.json")
-TEST_SPLIT = Path("data/prepared/test.safetensors")
+from mnist_dnn.stage import run_stage
 
 
-def best_variant(summary_path=SUMMARY):
+def best_variant(summary_path=paths.SUMMARY):
     """The variant with the highest reproduced accuracy in the committed summary."""
     rows = outputs.read_summary(summary_path)
     try:
@@ -26,7 +22,7 @@ def best_variant(summary_path=SUMMARY):
 
 def test_image(index, seed):
     """Test image ``index`` (or a seeded random one when ``index`` is None) and its label."""
-    images, labels = data.load_split(TEST_SPLIT)
+    images, labels = data.load_split(paths.TEST_SPLIT)
     if index is None:
         index = random.Random(seed).randrange(len(images))
     if not 0 <= index < len(images):
@@ -38,7 +34,7 @@ def model_path(variant):
     """``models/<variant>.safetensors``, for a variant name that cannot lead out of models/."""
     if not re.fullmatch(NAME_PATTERN, variant):
         raise UserError(f"{variant[:80]!r}: not a variant name (lowercase letters, digits and _)")
-    return Path("models", f"{variant}.safetensors")
+    return paths.model_file(variant)
 
 
 def run_predict(args):
@@ -78,9 +74,8 @@ def main(argv=None):
     p.add_argument("--model", help="weights file to use (default: models/<variant>.safetensors)")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--index", type=int, help="test image number")
-    source.add_argument("--random", action="store_true", help="a random test image, seeded by --seed (default)")
     source.add_argument("--image", help="a PNG or JPEG of one digit, any size, dark-on-light or light-on-dark")
-    p.add_argument("--seed", type=int, default=777, help="seed of --random (default: 777)")
+    p.add_argument("--seed", type=int, default=777, help="seed of the random test image used without --index or --image (default: 777)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     push = commands.add_parser("push-run-cache", help="dvc push --run-cache, and the outputs of its entries it misses")
     push.add_argument("--remote", "-r", help="DVC remote (default: the default remote)")

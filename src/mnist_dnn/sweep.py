@@ -15,11 +15,11 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from mnist_dnn import charts, files, tables
+from mnist_dnn import charts, files, paths, tables
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.stage import run_stage
 from mnist_dnn.markdown import sweep_markdown
+from mnist_dnn.stage import run_stage
 
 POLL_SECONDS = 10
 
@@ -89,8 +89,8 @@ def collect(values, variant, seeds):
         if name not in refs:
             raise UserError(f"experiment {name} did not finish; see `dvc queue logs {name}`")
         params = YAML(typ="safe", pure=True).load(read_at(refs[name], "params.yaml"))
-        paths = [f"metrics/eval/{variant}.json", *(f"metrics/seeds/{variant}-{seed}.json" for seed in seeds)]
-        accuracies = [json.loads(read_at(refs[name], path))["accuracy"] for path in paths]
+        files_read = [paths.eval_file(variant), *(paths.seed_file(variant, seed) for seed in seeds)]
+        accuracies = [json.loads(read_at(refs[name], str(path)))["accuracy"] for path in files_read]
         records.append({"keep_prob": params["keep_prob"], "seeds": [params["train"]["seed"], *seeds],
                         "accuracies": accuracies})
     return records

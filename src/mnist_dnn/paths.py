@@ -1,0 +1,25 @@
+"""The stage outputs that `mnist-dnn predict` and the keep_prob sweep read, where dvc.yaml puts them: each constant is
+the dvc.yaml var of its name in lower case (tests/test_paths.py holds them together)."""
+
+from pathlib import Path
+
+TEST_SPLIT = Path("data/prepared/test.safetensors")
+MODELS = Path("models")
+EVAL_METRICS = Path("metrics/eval")
+SEED_METRICS = Path("metrics/seeds")
+SUMMARY = Path("metrics/summary.json")
+
+
+def model_file(variant):
+    """The weights that ``train@<variant>`` writes."""
+    return MODELS / f"{variant}.safetensors"
+
+
+def eval_file(variant):
+    """The test metrics that ``evaluate@<variant>`` writes."""
+    return EVAL_METRICS / f"{variant}.json"
+
+
+def seed_file(variant, seed):
+    """The test metrics that ``seed@<variant>-<seed>`` writes."""
+    return SEED_METRICS / f"{variant}-{seed}.json"
