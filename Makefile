@@ -6,7 +6,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro test browser bench bench-gpu seed-noise sweep
+.PHONY: install repro check test browser bench bench-gpu seed-noise sweep
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 repro: install
 	dvc repro
 
+# The edit-test loop, under 2 minutes: every test but the pipeline runs, the remotes and the browser (pyproject.toml).
+check: install
+	pytest -m "not e2e and not remote and not browser"
+
+# The full suite, as CI runs it.
 test: install browser
 	pytest
 

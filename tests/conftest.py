@@ -1,11 +1,8 @@
-"""Shared test helpers: stage commands as dvc.yaml has them, a child process under the bad-input caps, and the
+"""Fixtures: a child process under the bad-input caps; the 1-epoch pipeline, trained once per test run; and the
 servers that the sharing tests need (on 127.0.0.1 only, each stopped when its tests end) with their figures."""
 
-import functools
 import importlib.util
 import resource
-import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,32 +10,10 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 
 import pytest
-from dvc.repo import Repo
 
-REPO = Path(__file__).resolve().parents[1]
-MEMORY_CAP = 1536 * 2**20  # the bound for any bad input: 1.5 GB, and 30 s
-TIME_CAP = 30
-
-
-def copy_project(root):
-    """Copy this project's files (tracked, and untracked ones git does not ignore) into the folder ``root``."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.split()
-    for name in listed:
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-
-
-@functools.cache
-def stage_argv(name):
-    """The command of DVC stage ``name`` as dvc.yaml resolves it (paths included), split into arguments."""
-    with Repo(str(REPO)) as repo:
-        (stage,) = repo.stage.collect(f"{REPO / 'dvc.yaml'}:{name}")
-    return shlex.split(stage.cmd)
+from helpers import MEMORY_CAP, TIME_CAP, commit, copy_project, edit_yaml, run
 
 
 def _cap_memory():
@@ -57,6 +32,21 @@ def run_capped(tmp_path):
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory):
+    """This project with 1 training epoch, committed in a fresh git repo, after `dvc repro` on real MNIST: its folder
+    and the repro's output. Trained once per test run; a test module copies the folder and works in its copy.
+
+    MNIST comes from $MNIST_MIRROR when it is set (CI sets it to ../shared/mnist), else from the public mirrors.
+    """
+    root = tmp_path_factory.mktemp("trained") / "mnist-dnn"
+    copy_project(root)
+    edit_yaml(root / "params.yaml", {"train.epochs": 1})
+    run(["git", "init", "-q"], root)
+    commit(root, "1 epoch")
+    return root, run(["dvc", "repro"], root)
 
 
 # ---- servers for tests/test_sharing.py --------------------------------------------------------------------

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
+from helpers import REPO
 from mnist_dnn import data
 
 PARAMS = REPO / "params.yaml"

@@ -1,15 +1,14 @@
 import io
-from pathlib import Path
 
 import pytest
 import torch
 from ruamel.yaml import YAML
 
+from helpers import DELETE, REPO, VARIANTS, set_key
 from mnist_dnn.config import MAX_YAML_NODES, load_params, quote
 from mnist_dnn.errors import UserError
 
-PARAMS = Path(__file__).parents[1] / "params.yaml"
-VARIANTS = ["softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout"]
+PARAMS = REPO / "params.yaml"
 
 
 def real_params():
@@ -35,20 +34,6 @@ def test_real_params_load():
 
 def test_copied_params_load_unchanged(tmp_path):
     assert load_params(write_params(tmp_path / "params.yaml", real_params())) == load_params(PARAMS)
-
-
-def set_key(raw, key, value):
-    *parents, last = key.split(".")
-    for part in parents:
-        raw = raw[part]
-    raw[last] = value
-
-
-def del_key(raw, key):
-    *parents, last = key.split(".")
-    for part in parents:
-        raw = raw[part]
-    del raw[last]
 
 
 @pytest.mark.parametrize(
@@ -98,7 +83,7 @@ def test_extra_optimizer_hyperparameters_reach_the_optimizer(tmp_path):
 @pytest.mark.parametrize("key", ["optimizer.lr", "keep_prob", "variants.dnn.init", "data.val_size"])
 def test_missing_key_is_one_line_user_error_naming_key(tmp_path, key):
     raw = real_params()
-    del_key(raw, key)
+    set_key(raw, key, DELETE)
     with pytest.raises(UserError) as info:
         load_params(write_params(tmp_path / "params.yaml", raw))
     message = str(info.value)

@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import make_split
 from mnist_dnn import training
 from mnist_dnn.config import OptimizerParams, TrainParams
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import accuracy
 from mnist_dnn.models import ModelSpec
-from test_training import make_split
 
 
 def fit_of_107b982(model, optimizer, train, val, hp, name="model"):

@@ -1,11 +1,13 @@
-"""dvc.yaml against the code: every module a stage imports, directly or not, is a dependency of that stage."""
+"""dvc.yaml against the code: every module a stage imports, directly or not, is a dependency of that stage; and the
+model registry's five models."""
 
 import ast
 
 import pytest
+from dvc.repo import Repo
 from ruamel.yaml import YAML
 
-from conftest import REPO
+from helpers import REPO, VARIANTS
 
 PACKAGE = REPO / "src" / "mnist_dnn"
 
@@ -78,3 +80,11 @@ def test_the_import_walk_follows_imports_of_imports():
     files = code_files(REPO / "stages/train.py")
     assert "src/mnist_dnn/optimizers.py" in files  # stages/train.py → mnist_dnn.training → mnist_dnn.optimizers
     assert "src/mnist_dnn/__init__.py" in files
+
+
+def test_dvc_yaml_declares_the_five_models_for_the_model_registry():
+    artifacts = {name: a for arts in Repo(str(REPO)).artifacts.read().values() for name, a in arts.items()}
+    assert set(artifacts) == set(VARIANTS)
+    for name, artifact in artifacts.items():
+        assert (artifact.path, artifact.type) == (f"models/{name}.safetensors", "model")
+        assert artifact.desc and artifact.labels

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO, TIME_CAP
 from mnist_dnn import files
 from mnist_dnn.errors import UserError
 from mnist_dnn.stage import run_stage
-
-TIME_CAP = 30
 
 
 def expect_exit(capsys, status, main, *args):

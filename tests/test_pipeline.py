@@ -6,54 +6,27 @@ MNIST comes from $MNIST_MIRROR when it is set (CI sets it to ../shared/mnist), e
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
-from conftest import copy_project
+from helpers import VARIANTS, commit, pipeline_env, ran_stages, run
 
-VARIANTS = ["softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout"]
-OPTIMIZERS = ["adadelta", "adagrad", "adagrad_da", "momentum", "adam", "ftrl", "proximal_gd", "proximal_adagrad", "rmsprop"]
-
-
-def pipeline_env():
-    """This environment with the venv's tools first on PATH, and an absolute $MNIST_MIRROR."""
-    env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONUNBUFFERED="1")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    if env.get("MNIST_MIRROR"):
-        env["MNIST_MIRROR"] = str(Path(env["MNIST_MIRROR"]).resolve())
-    return env
-
-
-def run(cmd, cwd):
-    """Run ``cmd`` in ``cwd``; fail the test with its output if it fails."""
-    result = subprocess.run(cmd, cwd=cwd, env=pipeline_env(), capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def ran_stages(output):
-    return set(re.findall(r"Running stage '([^']+)'", output))
+pytestmark = pytest.mark.e2e
+OPTIMIZERS = ["adadelta", "adagrad", "adagrad_da", "momentum", "adam", "ftrl", "proximal_gd", "proximal_adagrad",
+              "rmsprop"]
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """A fresh git repo holding this project's files, with 1 training epoch committed, after `dvc repro`."""
-    root = tmp_path_factory.mktemp("pipeline")
-    copy_project(root)
-    yaml = YAML()
-    params = yaml.load(root / "params.yaml")
-    params["train"]["epochs"] = 1
-    yaml.dump(params, root / "params.yaml")
-    run(["git", "init", "-q"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "1 epoch"], root)
-    output = run(["dvc", "repro"], root)
+def repo(trained_project, tmp_path_factory):
+    """This module's copy of the trained project (1 epoch, committed, after `dvc repro`), and the repro's output."""
+    trained, output = trained_project
+    root = tmp_path_factory.mktemp("pipeline") / "mnist-dnn"
+    shutil.copytree(trained, root, symlinks=True)
     return root, output
 
 
@@ -128,17 +101,12 @@ def test_a_training_stage_killed_mid_run_leaves_no_partial_output(repo):
     assert "up to date" in run(["dvc", "status"], root)
 
 
-def commit(root, message):
-    run(["git", "add", "-A"], root)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", message], root)
-
-
-def test_push_then_pull_in_a_fresh_clone_leaves_nothing_to_rerun(repo, tmp_path_factory):
+def test_push_then_pull_in_a_fresh_clone_leaves_nothing_to_rerun(repo):
     root, _ = repo
     commit(root, "trained")
     run(["dvc", "push"], root)  # to the default remote, ../mnist-dnn-storage: no set-up
-    clone = tmp_path_factory.mktemp("clone")  # beside the repo, so ../mnist-dnn-storage is the same folder
-    run(["git", "clone", "-q", str(root), str(clone)], clone)
+    clone = root.parent / "clone"  # beside the repo, so ../mnist-dnn-storage is the same folder
+    run(["git", "clone", "-q", str(root), str(clone)], root.parent)
     run(["dvc", "pull"], clone)
     assert ran_stages(run(["dvc", "repro"], clone)) == set()
     for variant in VARIANTS:

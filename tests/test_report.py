@@ -4,23 +4,20 @@ import base64
 import json
 import os
 import re
-import runpy
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from ruamel.yaml import YAML
+from dvclive import Live
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from helpers import REPO, edit_yaml, run_stage
 from mnist_dnn import autograd_graph, data
-from conftest import REPO, stage_argv
-from dvclive import Live
 from mnist_dnn.config import load_params
 from mnist_dnn.html_report import (
     build_report, confusion_html, gallery_html, graphs_html, optimizers_html, seed_noise_html, summary_html,
@@ -221,14 +218,13 @@ def workspace(tmp_path, inputs):
     rows, loss, accuracy, confusion, images = inputs
     (tmp_path / "metrics/sweeps").mkdir(parents=True)
     (tmp_path / "metrics/confusion").mkdir(parents=True)
-    yaml = YAML(typ="safe", pure=True)
-    params = yaml.load(REPO / "params.yaml")
-    params["variants"] = {"alpha": {"hidden": [], "init": "normal"},
-                          "beta": {"hidden": [8], "init": "xavier_uniform", "dropout": True}}
-    params["lecture_accuracy"] = {"alpha": 0.3}
-    params["optimizer_study"]["variant"] = "alpha"
-    with open(tmp_path / "params.yaml", "w") as f:
-        yaml.dump(params, f)
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    edit_yaml(tmp_path / "params.yaml", {
+        "variants": {"alpha": {"hidden": [], "init": "normal"},
+                     "beta": {"hidden": [8], "init": "xavier_uniform", "dropout": True}},
+        "lecture_accuracy": {"alpha": 0.3},
+        "optimizer_study.variant": "alpha",
+    })
     (tmp_path / "metrics/summary.json").write_text(json.dumps(rows))
     (tmp_path / "metrics/seed_noise.json").write_text(json.dumps(SEEDED))
     (tmp_path / "metrics/sweeps/keep_prob.json").write_text(json.dumps(SWEEP))
@@ -248,20 +244,8 @@ def workspace(tmp_path, inputs):
     return tmp_path
 
 
-def run_report_stage(workspace, monkeypatch):
-    """Run the report stage in ``workspace`` as dvc.yaml says and `python` would; its exit code."""
-    _, script, *args = stage_argv("report")
-    monkeypatch.chdir(workspace)
-    monkeypatch.setattr(sys, "argv", [str(REPO / script), *args])
-    try:
-        runpy.run_path(str(REPO / script), run_name="__main__")
-    except SystemExit as exit:
-        return exit.code
-    return 0
-
-
 def test_stage_writes_the_report(workspace, monkeypatch):
-    assert run_report_stage(workspace, monkeypatch) == 0
+    assert run_stage(monkeypatch, workspace, "report") == 0
     page = (workspace / "metrics/report.html").read_text()
     assert 'id="gallery-alpha"' in page and 'id="gallery-beta"' in page
     assert "#37</figcaption>" in page and "#38</figcaption>" not in page  # alpha's 24th and 25th mistakes
@@ -269,7 +253,7 @@ def test_stage_writes_the_report(workspace, monkeypatch):
                    "optimizer-curves"]:
         assert f'id="{figure}"' in page
     assert "98.00 ± 0.10%" not in page and "35.00 ± 1.00%" in page  # seed noise from its file
-    assert run_report_stage(workspace, monkeypatch) == 0
+    assert run_stage(monkeypatch, workspace, "report") == 0
     assert (workspace / "metrics/report.html").read_text() == page  # deterministic to the byte
 
 
@@ -278,7 +262,7 @@ def test_stage_writes_the_report(workspace, monkeypatch):
 def test_stage_names_a_missing_committed_input_and_the_command_that_writes_it(workspace, monkeypatch, capsys, missing,
                                                                               command):
     (workspace / missing).unlink()
-    assert run_report_stage(workspace, monkeypatch) == 2
+    assert run_stage(monkeypatch, workspace, "report") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and missing in err and f"run `{command}`" in err
 
@@ -286,7 +270,7 @@ def test_stage_names_a_missing_committed_input_and_the_command_that_writes_it(wo
 def test_stage_refuses_confusion_data_of_another_test_set(workspace, monkeypatch, capsys):
     csv = workspace / "metrics/confusion/beta.csv"
     csv.write_text("".join(csv.read_text().splitlines(keepends=True)[:-1]))
-    assert run_report_stage(workspace, monkeypatch) == 2
+    assert run_stage(monkeypatch, workspace, "report") == 2
     err = capsys.readouterr().err
     assert "metrics/confusion/beta.csv: 39 rows for 40 test images; run `dvc repro evaluate@beta`" in err
     assert not (workspace / "metrics/report.html").exists()
@@ -304,7 +288,7 @@ def test_stage_refuses_confusion_data_of_another_test_set(workspace, monkeypatch
 )
 def test_stage_names_a_missing_input_and_its_stage(workspace, monkeypatch, capsys, missing, stage):
     (workspace / missing).unlink()
-    assert run_report_stage(workspace, monkeypatch) == 2
+    assert run_stage(monkeypatch, workspace, "report") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and missing in err and f"`dvc repro {stage}`" in err
     assert not (workspace / "metrics/report.html").exists()
@@ -344,6 +328,7 @@ def save_full_page(browser, path):
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
+@pytest.mark.browser
 def test_report_in_headless_chromium(browser, inputs, sections, tmp_path):
     page = tmp_path / "report.html"
     page.write_text(build_report(*inputs, **sections))

@@ -1,6 +1,6 @@
 """Artifacts that travel: the real `dvc repro`, `push` and `pull` between clones of a temporary copy of this project,
 through an S3-compatible server (moto's, on 127.0.0.1) and a read-only HTTP copy; runners and a collector meeting
-only at the remote; `dvc get` of one model; no corruption on the way. 1 training epoch, one optimizer in the study.
+only at the remote; `dvc get` of one model; no corruption on the way. 1 training epoch.
 """
 
 import json
@@ -11,21 +11,12 @@ import subprocess
 import time
 
 import pytest
-from dvc.repo import Repo
 from ruamel.yaml import YAML
 
-from conftest import REPO, copy_project
-from test_pipeline import VARIANTS, commit, pipeline_env, ran_stages, run
+from helpers import VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
 
+pytestmark = pytest.mark.e2e
 BUCKET = "mnist-dnn"
-
-
-def edit_params(root, **changes):
-    yaml = YAML()
-    params = yaml.load(root / "params.yaml")
-    params.update(changes)
-    yaml.dump(params, root / "params.yaml")
-
 
 def clone(source, machine):
     """A git clone of ``source`` in the folder ``machine``/mnist-dnn: its own workspace and DVC cache."""
@@ -61,19 +52,11 @@ def push_run_cache(root):
 
 
 @pytest.fixture(scope="module")
-def machine_a(tmp_path_factory):
-    """Machine A: the project with 1 epoch and one optimizer, trained with `dvc repro`, committed, and pushed to the
-    offline default remote (the folder ../mnist-dnn-storage beside the clone)."""
+def machine_a(trained_project, tmp_path_factory):
+    """Machine A: a copy of the trained project (1 epoch), committed, and pushed to the offline default remote (the
+    folder ../mnist-dnn-storage beside the clone)."""
     root = tmp_path_factory.mktemp("machine-a") / "mnist-dnn"
-    copy_project(root)
-    yaml = YAML()
-    params = yaml.load(root / "params.yaml")
-    params["train"]["epochs"] = 1
-    params["optimizer_study"]["optimizers"] = {"adam": params["optimizer_study"]["optimizers"]["adam"]}
-    yaml.dump(params, root / "params.yaml")
-    run(["git", "init", "-q"], root)
-    commit(root, "1 epoch, one optimizer")
-    run(["dvc", "repro"], root)
+    shutil.copytree(trained_project[0], root, symlinks=True)
     commit(root, "trained")
     run(["dvc", "push"], root)  # the committed default remote: no set-up, no network
     return root
@@ -97,6 +80,7 @@ def machine_b(pushed_to_s3, s3, tmp_path_factory, figures):
     return root
 
 
+@pytest.mark.remote
 def test_a_clone_that_pulls_from_s3_reruns_nothing_and_predicts(machine_a, machine_b, figures):
     rerun = ran_stages(run(["dvc", "repro"], machine_b))
     figures["B: stages rerun by dvc repro"] = len(rerun)
@@ -109,18 +93,19 @@ def test_a_clone_that_pulls_from_s3_reruns_nothing_and_predicts(machine_a, machi
     assert predict_json(machine_b, *args) == predict_json(machine_a, *args)
 
 
+@pytest.mark.remote
 def test_a_run_cache_entry_made_on_one_machine_restores_the_stage_on_another(
     machine_b, pushed_to_s3, s3, tmp_path_factory
 ):
     # B trains keep_prob=0.5 without committing it, and pushes its run-cache; C, a fresh clone, asks for the same
     # params: the device is not part of a stage's key (cmd, deps' hashes, params), so B's run is C's cache.
-    edit_params(machine_b, keep_prob=0.5)
+    edit_yaml(machine_b / "params.yaml", {"keep_prob": 0.5})
     trained = ran_stages(run(["dvc", "repro"], machine_b))
     assert "train@dnn_dropout" in trained
     push_run_cache(machine_b)
     c = clone(pushed_to_s3, tmp_path_factory.mktemp("machine-c"))
     use_s3(c, s3.meta.endpoint_url)
-    edit_params(c, keep_prob=0.5)
+    edit_yaml(c / "params.yaml", {"keep_prob": 0.5})
     output = run(["dvc", "repro", "--pull"], c)
     assert ran_stages(output) == {"summarize", "report"}, output  # outputs all `cache: false`: no run-cache for them
     assert "Stage 'train@dnn_dropout' is cached - skipping run" in output
@@ -128,9 +113,10 @@ def test_a_run_cache_entry_made_on_one_machine_restores_the_stage_on_another(
         assert (c / path).read_bytes() == (machine_b / path).read_bytes()
 
 
+@pytest.mark.remote
 def test_runners_split_the_seeds_and_a_collector_trains_nothing(pushed_to_s3, s3, tmp_path_factory, figures):
     maintainer = clone(pushed_to_s3, tmp_path_factory.mktemp("maintainer"))
-    edit_params(maintainer, extra_seeds=[1, 2])
+    edit_yaml(maintainer / "params.yaml", {"extra_seeds": [1, 2]})
     commit(maintainer, "extra_seeds [1, 2]")
     runners = {}
     for seed in (1, 2):
@@ -164,6 +150,7 @@ def public_copy(machine_a, http_folder):
     return http_folder(machine_a.parent / "mnist-dnn-storage")
 
 
+@pytest.mark.remote
 def test_a_stranger_pulls_the_read_only_http_copy_and_reruns_nothing(machine_a, public_copy, tmp_path_factory, figures):
     stranger = clone(machine_a, tmp_path_factory.mktemp("stranger"))
     run(["dvc", "remote", "modify", "--local", "storage", "url", public_copy], stranger)
@@ -174,6 +161,7 @@ def test_a_stranger_pulls_the_read_only_http_copy_and_reruns_nothing(machine_a, 
     assert (stranger / "models/dnn.safetensors").read_bytes() == (machine_a / "models/dnn.safetensors").read_bytes()
 
 
+@pytest.mark.remote
 def test_dvc_get_one_model_then_predict_with_it(machine_a, public_copy, tmp_path_factory):
     # A published repository: its committed default remote is the read-only HTTP copy.
     published = clone(machine_a, tmp_path_factory.mktemp("published"))
@@ -188,14 +176,6 @@ def test_dvc_get_one_model_then_predict_with_it(machine_a, public_copy, tmp_path
     assert got == predict_json(machine_a, "--variant", "dnn_dropout", "--index", "0")
 
 
-def test_dvc_yaml_declares_the_five_models_for_the_model_registry():
-    artifacts = {name: a for arts in Repo(str(REPO)).artifacts.read().values() for name, a in arts.items()}
-    assert set(artifacts) == set(VARIANTS)
-    for name, artifact in artifacts.items():
-        assert (artifact.path, artifact.type) == (f"models/{name}.safetensors", "model")
-        assert artifact.desc and artifact.labels
-
-
 def s3_objects(s3, bucket):
     """Key -> bytes of every object in ``bucket``."""
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
@@ -203,6 +183,7 @@ def s3_objects(s3, bucket):
     return {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
 
 
+@pytest.mark.remote
 def test_a_push_killed_mid_way_completes_when_run_again(pushed_to_s3, s3):
     root, bucket = pushed_to_s3, "killed-push"
     s3.create_bucket(Bucket=bucket)

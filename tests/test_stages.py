@@ -1,23 +1,21 @@
 """Stage scripts on bad input: one line on stderr, a non-zero exit, nothing written. Tiny data made here."""
 
-import runpy
-import sys
+import shutil
 from types import SimpleNamespace
 
 import pytest
 import torch
-from ruamel.yaml import YAML
 
-from conftest import REPO, stage_argv
+import helpers
+from helpers import DELETE, REPO, edit_yaml
 from mnist_dnn import data
 
 
 @pytest.fixture
 def workspace(tmp_path):
     """A working folder with the real params.yaml (1 epoch) and tiny prepared splits of random images."""
-    params = YAML(typ="safe", pure=True).load((REPO / "params.yaml").read_text())
-    params["train"]["epochs"] = 1
-    YAML().dump(params, tmp_path / "params.yaml")
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    edit_yaml(tmp_path / "params.yaml", {"train.epochs": 1})
     g = torch.Generator().manual_seed(0)
     (tmp_path / "data/prepared").mkdir(parents=True)
     for split, n in {"train": 200, "val": 50, "test": 50}.items():
@@ -27,38 +25,13 @@ def workspace(tmp_path):
     return tmp_path
 
 
-def edit_params(workspace, key, value):
-    yaml = YAML()
-    params = yaml.load(workspace / "params.yaml")
-    *parents, last = key.split(".")
-    node = params
-    for part in parents:
-        node = node[part]
-    if value is DELETE:
-        del node[last]
-    else:
-        node[last] = value
-    yaml.dump(params, workspace / "params.yaml")
-
-
-DELETE = object()
-
-
 @pytest.fixture
 def run_stage(workspace, monkeypatch, capsys):
     """Run ``<stage>@<variant>`` in ``workspace`` as `python` would, with dvc.yaml's command for softmax made out for
     ``variant`` (a variant params.yaml may lack); its exit code, stdout and stderr."""
 
     def run(stage, variant):
-        _, script, *args = [arg.replace("softmax", variant) for arg in stage_argv(f"{stage}@softmax")]
-        script = REPO / script
-        monkeypatch.chdir(workspace)
-        monkeypatch.setattr(sys, "argv", [str(script), *args])
-        try:
-            runpy.run_path(str(script), run_name="__main__")
-            returncode = 0
-        except SystemExit as exit:
-            returncode = exit.code
+        returncode = helpers.run_stage(monkeypatch, workspace, f"{stage}@softmax", variant)
         out, err = capsys.readouterr()
         return SimpleNamespace(returncode=returncode, stdout=out, stderr=err)
 
@@ -111,7 +84,7 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("edit, command, expected", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
 def test_bad_input_stops_the_stage_with_one_line_and_writes_nothing(workspace, run_stage, edit, command, expected):
     if edit:
-        edit_params(workspace, *edit)
+        edit_yaml(workspace / "params.yaml", dict([edit]))
     result = run_stage(*command)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {expected}")

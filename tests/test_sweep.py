@@ -1,14 +1,12 @@
 """The keep_prob sweep's driver: its experiments' names and targets, and the tables it collects from their git refs."""
 
 import json
-import runpy
+import shutil
 import subprocess
-import sys
 
 import pytest
-from ruamel.yaml import YAML
 
-from conftest import REPO
+from helpers import REPO, edit_yaml, run_script
 from mnist_dnn import sweep
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
@@ -23,13 +21,10 @@ def git(*args, cwd):
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
     """A git repo with params.yaml and, per keep_prob of ACCURACIES, an experiment ref as `dvc exp run` leaves one."""
-    yaml = YAML(typ="safe", pure=True)
-    params = yaml.load(REPO / "params.yaml")
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     git("init", "-q", cwd=tmp_path)
     for keep_prob, (main, *seeds) in ACCURACIES.items():
-        params["keep_prob"] = keep_prob
-        with open(tmp_path / "params.yaml", "w") as f:
-            yaml.dump(params, f)
+        edit_yaml(tmp_path / "params.yaml", {"keep_prob": keep_prob})
         (tmp_path / "metrics/eval").mkdir(parents=True, exist_ok=True)
         (tmp_path / "metrics/seeds").mkdir(parents=True, exist_ok=True)
         (tmp_path / "metrics/eval/dnn_dropout.json").write_text(json.dumps({"accuracy": main, "loss": 0.1}))
@@ -60,9 +55,8 @@ def test_collect_names_an_experiment_that_did_not_finish(repo):
 
 def test_collect_only_writes_the_json_table_and_chart(repo, monkeypatch):
     out = repo / "metrics/sweeps/keep_prob"
-    argv = ["sweep", "--values", "0.5", "1", "--seeds", "1", "2", "--output", str(out), "--collect-only"]
-    monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(sweep.__file__, run_name="__main__")
+    args = ["--values", "0.5", "1", "--seeds", "1", "2", "--output", out, "--collect-only"]
+    assert run_script(monkeypatch, repo, sweep.__file__, *args) == 0
     written = json.loads(out.with_suffix(".json").read_text())
     assert written["variant"] == "dnn_dropout"
     assert [run["accuracies"] for run in written["runs"]] == list(ACCURACIES.values())

@@ -1,21 +1,18 @@
 import json
-import runpy
 import shutil
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from ruamel.yaml import YAML
 
-from conftest import REPO, stage_argv
+from helpers import REPO, run_stage
+from mnist_dnn import outputs
 from mnist_dnn.config import Params, load_params
 from mnist_dnn.errors import UserError
 from mnist_dnn.markdown import optimizer_markdown, summary_markdown, sweep_markdown
-from mnist_dnn import outputs
 from mnist_dnn.tables import optimizer_table, summary_table, sweep_points, sweep_table
 
-PARAMS_PATH = Path(__file__).parents[1] / "params.yaml"
+PARAMS_PATH = REPO / "params.yaml"
 COLUMNS = ["variant", "architecture", "init", "dropout", "lecture_accuracy", "reproduced_accuracy", "difference_pp"]
 
 LECTURE = {"softmax": 0.9035, "nn_normal": 0.9455, "nn_xavier": 0.9783, "dnn": 0.9742, "dnn_dropout": 0.9804}
@@ -246,10 +243,7 @@ def test_summarize_stage_writes_the_headline_metrics(tmp_path, monkeypatch):
         (tmp_path / f"metrics/eval/{name}.json").write_text(
             json.dumps({"accuracy": accuracy, "loss": i / 10, "per_class_accuracy": per_class})
         )
-    _, script, *args = stage_argv("summarize")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", [str(REPO / script), *args])
-    runpy.run_path(str(REPO / script), run_name="__main__")
+    assert run_stage(monkeypatch, tmp_path, "summarize") == 0
     headline = json.loads((tmp_path / "metrics/test.json").read_text())
     assert headline == {"accuracy": ACCURACY, "loss": {name: i / 10 for i, name in enumerate(ACCURACY)}}
     assert list(headline["accuracy"]) == list(ACCURACY)

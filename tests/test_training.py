@@ -4,21 +4,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from helpers import make_split
 from mnist_dnn import data, training
 from mnist_dnn.config import OptimizerParams, TrainParams
 from mnist_dnn.device import DEVICE_ENV, select_device
 from mnist_dnn.errors import UserError
 from mnist_dnn.models import ModelSpec
 from mnist_dnn.optimizers import build_optimizer
-
-
-def make_split(n, seed):
-    """Noise images, half of them labelled 7 and brightened in the top half: learnable, and made here."""
-    g = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 128, (n, 28, 28), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, 2, (n,), dtype=torch.uint8, generator=g) * 7
-    images[labels == 7, :14] += 128
-    return data.to_inputs(images, "cpu"), data.to_targets(labels, "cpu")
 
 
 def train_once(seed, hidden=(32, 32), dropout_p=0.3, epochs=3, inputs=None, val=make_split(200, 1)):
