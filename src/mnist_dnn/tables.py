@@ -46,7 +46,6 @@ COLUMNS = {
     "test_accuracy": ("test accuracy", percent),
     "final_train_loss": ("final train loss", lambda loss: f"{loss:.4f}"),
     "epochs_to_target": ("epochs to target", lambda epoch: str(int(epoch))),
-    "seconds": ("seconds", lambda s: f"{s:.0f}"),
     "keep_prob": ("keep_prob", lambda p: f"{p:g}"),
     "seeds": ("seeds", str),
     "runs": ("each seed", str),
@@ -185,7 +184,6 @@ def optimizer_table(study, results, val_accuracy):
                 "test_accuracy": results[name]["test_accuracy"],
                 "final_train_loss": results[name]["train_loss"],
                 "epochs_to_target": reached[0] if reached else None,
-                "seconds": results[name]["seconds"],
             }
         )
     return pd.DataFrame(rows).astype({"epochs_to_target": "Int64"})
