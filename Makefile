@@ -6,7 +6,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro check test browser bench bench-gpu seed-noise sweep
+.PHONY: install repro check test docs browser bench bench-gpu seed-noise sweep
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ check: install
 # The full suite, as CI runs it.
 test: install browser
 	pytest
+
+# After a run: copy the result tables (metrics/*.md) into README.md and docs/ again (tests/test_docs.py checks them).
+docs: install
+	python -m mnist_dnn.doc_tables
 
 # tests/test_report.py drives Debian's headless Chromium; install it when missing (as root, on Debian or Ubuntu).
 browser:

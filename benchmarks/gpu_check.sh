@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# The GPU check (issue 14) on a machine with a GPU and PyTorch but no DVC: installs the wheels carried in .whl/ (if
-# any), prepares MNIST from the files carried in .mnist/ with the project's own download and prepare stages (no dvc),
-# then runs the benchmark (bench_gpu.json) and the GPU tests (benchmarks/test_gpu.py). Results go to $OUT if set, else
-# to metrics/. About 3 to 4 minutes of its 6-minute budget are expected; it has not yet run on a GPU.
+# The GPU check on a machine with a GPU and PyTorch but no DVC: installs the wheels carried in .whl/ (if any),
+# prepares MNIST from the files carried in .mnist/ with the project's own download and prepare stages (no dvc), then
+# runs the benchmark (bench_gpu.json) and the GPU tests (benchmarks/test_gpu.py). Results go to $OUT if set, else to
+# metrics/. About 3 to 4 minutes are expected; it has not yet run on a GPU.
 #
-# With this workplace's device tool, from the repository root:
-#   1. here:  benchmarks/gpu_pack.sh
-#   2. run(command="bash benchmarks/gpu_check.sh", carry=[".whl", ".mnist"], timeout_s=420)
-#   3. here:  cp <files_at>/bench_gpu.json metrics/ and commit it with the figures it holds.
+# From the repository root: benchmarks/gpu_pack.sh where the project is (it fills .whl/ and .mnist/), then this script
+# on the GPU machine in a copy of the working tree with both folders; commit the bench_gpu.json it writes.
 # Where the project is installed (make install) and data/prepared exists: make bench-gpu.
 set -uo pipefail
 results=${OUT:-metrics}

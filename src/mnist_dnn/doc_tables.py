@@ -1,0 +1,70 @@
+"""The result tables that README.md and docs/*.md copy from the pipeline's Markdown outputs.
+
+A copy is a line ``<!-- copied from PATH … -->`` (``… from PATH, table N …`` for PATH's N-th table; PATH from the
+repository root) followed by the table. ``python -m mnist_dnn.doc_tables`` (``make docs``) copies every table again
+from its source; tests/test_docs.py checks that they are equal.
+"""
+
+import re
+from pathlib import Path
+
+from mnist_dnn.errors import UserError
+from mnist_dnn.stage import run_stage
+
+MARKER = re.compile(r"<!-- copied from ([^\s,]+)(?:, table (\d+))?")
+
+
+def doc_files(root):
+    """README.md and docs/*.md under ``root``."""
+    return [Path(root, "README.md"), *sorted(Path(root, "docs").glob("*.md"))]
+
+
+def tables(text):
+    """The Markdown tables in ``text``, each as its list of lines."""
+    found, table = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            table.append(line)
+        elif table:
+            found.append(table)
+            table = []
+    return found
+
+
+def copies(text):
+    """Each copy in ``text``: its source path, the table's number there (from 1), and the slice of its lines."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if match := MARKER.search(line):
+            end = i + 1
+            while end < len(lines) and lines[end].startswith("|"):
+                end += 1
+            yield match[1], int(match[2] or 1), slice(i + 1, end)
+
+
+def source_table(root, path, number):
+    """Table ``number`` of the Markdown file ``path`` under ``root``, as its list of lines."""
+    try:
+        return tables(Path(root, path).read_text())[number - 1]
+    except (OSError, IndexError):
+        raise UserError(f"{path}: no table {number} to copy") from None
+
+
+def copied_again(text, root):
+    """``text`` with each copy replaced by its source's table as it is now."""
+    lines = text.splitlines()
+    for path, number, where in reversed(list(copies(text))):
+        lines[where] = source_table(root, path, number)
+    return "\n".join(lines) + "\n"
+
+
+def main(root="."):
+    for doc in doc_files(root):
+        text = doc.read_text()
+        if (new := copied_again(text, root)) != text:
+            doc.write_text(new)
+            print(f"{doc}: tables copied again")
+
+
+if __name__ == "__main__":
+    run_stage(main)
