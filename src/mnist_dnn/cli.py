@@ -75,7 +75,8 @@ def main(argv=None):
     source = p.add_mutually_exclusive_group()
     source.add_argument("--index", type=int, help="test image number")
     source.add_argument("--image", help="a PNG or JPEG of one digit, any size, dark-on-light or light-on-dark")
-    p.add_argument("--seed", type=int, default=777, help="seed of the random test image used without --index or --image (default: 777)")
+    p.add_argument("--seed", type=int, default=777,
+                   help="seed of the random test image shown without --index or --image (default: 777)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     push = commands.add_parser("push-run-cache", help="dvc push --run-cache, and the outputs of its entries it misses")
     push.add_argument("--remote", "-r", help="DVC remote (default: the default remote)")
