@@ -70,6 +70,8 @@ class ModelSpec(BaseModel):
         """Model files written before ``bias_init`` existed: normal init drew N(0, 1) biases, xavier kept PyTorch's."""
         if isinstance(data, dict) and "bias_init" not in data:
             data = data | {"bias_init": "normal" if data.get("init") == "normal" else "pytorch"}
+        if isinstance(data, dict) and isinstance(data.get("hidden"), list):  # JSON's array; strict mode wants a tuple
+            data = data | {"hidden": tuple(data["hidden"])}
         return data
 
     @property
