@@ -1,6 +1,8 @@
 """Shared test helpers: stage commands as dvc.yaml has them, a child process under the bad-input caps, and the
 servers that the sharing tests need (on 127.0.0.1 only, each stopped when its tests end) with their figures."""
 
+import mnist_dnn  # noqa: F401  first: it sets the portable CPU numerics before anything imports torch
+
 import functools
 import importlib.util
 import resource
