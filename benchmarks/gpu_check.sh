@@ -4,15 +4,14 @@
 # then runs the benchmark (bench_gpu.json) and the GPU tests (benchmarks/test_gpu.py). Results go to $OUT if set, else
 # to metrics/. About 3 to 4 minutes of its 6-minute budget are expected; it has not yet run on a GPU.
 #
-# With this workplace's device tool, from the repository root:
-#   1. here:  benchmarks/gpu_pack.sh
-#   2. run(command="bash benchmarks/gpu_check.sh", carry=[".whl", ".mnist"], timeout_s=420)
-#   3. here:  cp <files_at>/bench_gpu.json metrics/ and commit it with the figures it holds.
+# On a bare GPU machine: run benchmarks/gpu_pack.sh here, copy the checkout with .whl/ and .mnist/ there, run
+# `bash benchmarks/gpu_check.sh` there, and commit the bench_gpu.json it writes with the figures it holds.
 # Where the project is installed (make install) and data/prepared exists: make bench-gpu.
 set -uo pipefail
 results=${OUT:-metrics}
 python=${PYTHON:-python3}
-export PYTHONUNBUFFERED=1 MNIST_DNN_DEVICE=cuda PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
+# CUDA graphs are opt-in until this check has passed on a GPU: it turns them on for its own runs.
+export PYTHONUNBUFFERED=1 MNIST_DNN_DEVICE=cuda MNIST_DNN_CUDA_GRAPHS=1 PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$results"
 
 if [ -d .whl ]; then

@@ -13,6 +13,7 @@ from mnist_dnn.config import OptimizerParams, TrainParams
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import accuracy
 from mnist_dnn.models import ModelSpec
+from mnist_dnn.optimizers import build_optimizer
 from test_training import make_split
 
 
@@ -91,6 +92,16 @@ class Uncaptured(training.GraphedEpoch):
             self.run_batches()
 
         return replay
+
+
+@pytest.mark.parametrize("value, expected", [(None, 0), ("0", 0), ("", 0), ("1", training.GRAPH_STEPS)])
+def test_cuda_graphs_run_only_when_asked_for(monkeypatch, value, expected):
+    monkeypatch.delenv("MNIST_DNN_CUDA_GRAPHS", raising=False)
+    if value is not None:
+        monkeypatch.setenv("MNIST_DNN_CUDA_GRAPHS", value)
+    capturable = build_optimizer("adam", [torch.zeros(1, requires_grad=True)], 1e-3, True)
+    assert training.default_graph_steps(True, capturable) == expected  # as if the tensors were on CUDA
+    assert training.default_graph_steps(False, capturable) == 0
 
 
 def test_a_graph_samples_the_loss_after_the_step_on_the_same_batches_as_eager_steps():

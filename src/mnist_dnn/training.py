@@ -126,6 +126,12 @@ class GraphedEpoch:
         return graph.replay
 
 
+def default_graph_steps(on_cuda, optimizer):
+    """GRAPH_STEPS on CUDA when ``$MNIST_DNN_CUDA_GRAPHS`` asks for graphs and ``optimizer``'s step can be recorded,
+    else 0: every step eager."""
+    return GRAPH_STEPS if on_cuda and cuda_graphs_requested() and is_capturable(optimizer) else 0
+
+
 def fit(model, optimizer, train, val, hp, name="model", graph_steps=None):
     """Train ``model`` on ``train = (inputs, targets)`` for ``hp.epochs``, yielding an EpochLog after each epoch.
 
@@ -133,14 +139,12 @@ def fit(model, optimizer, train, val, hp, name="model", graph_steps=None):
     the same on every device) and slices ``hp.batch_size`` mini-batches from it. The epoch's loss is summed on the
     device and read once. ``val=None`` skips validation. Raises UserError if the loss diverges.
 
-    ``graph_steps``: steps per CUDA graph (see GraphedEpoch); 0 runs every step eagerly. By default GRAPH_STEPS on
-    CUDA when ``$MNIST_DNN_CUDA_GRAPHS`` asks for them and the optimizer's step can be recorded
-    (``optimizers.is_capturable``), else 0.
+    ``graph_steps``: steps per CUDA graph (see GraphedEpoch); 0 runs every step eagerly; None: default_graph_steps.
     """
     inputs, targets = train
     n = len(inputs)
     if graph_steps is None:
-        graph_steps = GRAPH_STEPS if inputs.is_cuda and cuda_graphs_requested() and is_capturable(optimizer) else 0
+        graph_steps = default_graph_steps(inputs.is_cuda, optimizer)
     if graph_steps % AFTER_STEP_EVERY:
         raise ValueError(f"graph_steps {graph_steps}: not a multiple of {AFTER_STEP_EVERY} (AFTER_STEP_EVERY)")
     permutations = Permutations(n, hp.seed, inputs.device)
