@@ -6,7 +6,7 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro check test docs browser bench bench-gpu seed-noise sweep
+.PHONY: install repro verify check test docs browser bench bench-numerics bench-gpu seed-noise sweep
 
 install: $(VENV)/.installed
 
@@ -17,6 +17,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 repro: install
 	dvc repro
+
+# Rerun the pipeline and prove it gives the committed results: byte for byte with the committed run's numerics, within
+# seed noise with others; and one variant trained twice gives the same bytes (src/mnist_dnn/verify.py).
+verify: install
+	python -m mnist_dnn.verify
 
 # The edit-test loop, under 2 minutes: every test but the pipeline runs, the remotes and the browser (pyproject.toml).
 check: install
@@ -38,6 +43,12 @@ browser:
 bench: install
 	dvc repro prepare
 	python benchmarks/bench.py
+
+# CPU numerics: each candidate setting's cost per epoch against native, and whether it gives one set of bits under
+# every thread count and ATen capability (metrics/bench_numerics.json).
+bench-numerics: install
+	dvc repro prepare
+	python benchmarks/numerics.py --output metrics/bench_numerics.json
 
 # The GPU check: eager vs CUDA-graph steps, the whole table (metrics/bench_gpu.json) and the GPU tests. It needs no
 # DVC: on a bare GPU machine run `bash benchmarks/gpu_check.sh` itself (see its header).

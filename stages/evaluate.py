@@ -7,7 +7,7 @@ from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import evaluate
-from mnist_dnn.models import ModelSpec
+from mnist_dnn.models import ModelSpec, read_numerics
 from mnist_dnn.stage import ArgumentParser, run_stage
 
 
@@ -22,6 +22,7 @@ def main(args):
         )
     (inputs, targets), = data.load_splits(args.test, device=device)
     metrics, predicted = evaluate(model.to(device), inputs, targets)
+    metrics["numerics"] = read_numerics(args.model)  # how the weights were computed, for the summary
     confusion = pd.DataFrame({"actual": targets.cpu().numpy(), "predicted": predicted.cpu().numpy()})
     with files.atomic_outputs(args.metrics, args.confusion) as (metrics_path, confusion_path):
         files.write_json(metrics_path, metrics)

@@ -14,10 +14,12 @@ def main(args):
     params = load_params()
     rows = outputs.read_summary(args.summary)
     images, labels = data.load_split(args.test)
-    loss, accuracy, confusion = {}, {}, {}
+    loss, after_step, accuracy, confusion = {}, {}, {}, {}
     for name in (row["variant"] for row in rows):
         log_dir, stage = Path(args.train_logs, name), f"train@{name}"
         loss[name] = outputs.read_curve(log_dir, "train/loss", stage)
+        after = outputs.read_curve(log_dir, "train/loss_after_step", stage)
+        after_step[name] = after.rename(columns={"loss_after_step": "loss"})
         accuracy[name] = outputs.read_curve(log_dir, "val/accuracy", stage)
         path = Path(args.confusion, f"{name}.csv")
         pairs = confusion[name] = outputs.read_table(path, ["actual", "predicted"], f"evaluate@{name}")
@@ -30,6 +32,7 @@ def main(args):
         rows, loss, accuracy, confusion, images.numpy(),
         seed_noise=outputs.read_summary(args.seed_noise, "make seed-noise"),
         sweep=outputs.read_sweep(args.sweep),
+        lecture_curves=(after_step, {name: params.lecture_cost[name] for name in loss if name in params.lecture_cost}),
         graphs=(autograd_graph.lecture_graph(), graphs),
         optimizers=(
             outputs.read_json(args.optimizers, "compare_optimizers"),

@@ -18,10 +18,11 @@ def main(args):
     train, val, test = data.load_splits(args.train, args.val, args.test, device=device)
     print(f"{spec.variant} with seed {hp.seed}: {spec.architecture}, on {device}")
     with files.atomic_outputs(args.model, args.metrics) as (model_path, metrics_path):
-        model, _ = training.train(spec, hp, params.optimizer, train, val)
+        model, history = training.train(spec, hp, params.optimizer, train, val)
         metrics, _ = evaluate(model, *test)
         spec.save(model, model_path, numerics.recorded(device))
-        files.write_json(metrics_path, {"accuracy": metrics["accuracy"], "loss": metrics["loss"]})
+        costs = [log.train_loss_after_step for log in history]
+        files.write_json(metrics_path, {"accuracy": metrics["accuracy"], "loss": metrics["loss"], "loss_after_step": costs})
     print(f"{spec.variant} with seed {hp.seed}: test accuracy {metrics['accuracy']:.4f}")
 
 

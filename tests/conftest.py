@@ -1,6 +1,8 @@
 """Fixtures: a child process under the bad-input caps; the 1-epoch pipeline, trained once per test run; and the
 servers that the sharing tests need (on 127.0.0.1 only, each stopped when its tests end) with their figures."""
 
+import mnist_dnn  # noqa: F401  first: it sets the portable CPU numerics before anything imports torch
+
 import importlib.util
 import resource
 import socket

@@ -1,5 +1,7 @@
 """The engine's static buffers (what CUDA graphs need), held on the CPU to the loop they replaced."""
 
+import copy
+import dataclasses
 import math
 
 import pytest
@@ -12,11 +14,12 @@ from mnist_dnn.config import OptimizerParams, TrainParams
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import accuracy
 from mnist_dnn.models import ModelSpec
+from mnist_dnn.optimizers import build_optimizer
 
 
 def fit_of_107b982(model, optimizer, train, val, hp, name="model"):
-    """``training.fit`` as it was at commit 107b982, before the static buffers: a fresh permutation and loss sum
-    per epoch."""
+    """``training.fit`` as it was at commit 107b982, before the static buffers and before it measured the loss after
+    each step: a fresh permutation and loss sum per epoch."""
     inputs, targets = train
     n = len(inputs)
     generator = torch.Generator().manual_seed(hp.seed)
@@ -33,7 +36,7 @@ def fit_of_107b982(model, optimizer, train, val, hp, name="model"):
         train_loss = loss_sum.item() / n
         if not math.isfinite(train_loss):
             raise UserError(f"{name}: training diverged in epoch {epoch} (mean train loss {train_loss})")
-        yield training.EpochLog(epoch, train_loss, accuracy(model, *val) if val else None)
+        yield training.EpochLog(epoch, train_loss, None, accuracy(model, *val) if val else None)
 
 
 HP = TrainParams(epochs=3, batch_size=50, seed=777)
@@ -67,7 +70,11 @@ OPTIMIZERS = [
 
 @pytest.mark.parametrize("opt", OPTIMIZERS, ids=lambda opt: opt.name)
 def test_fit_on_the_cpu_computes_bit_for_bit_what_the_loop_it_replaced_computes(opt):
-    assert_bit_identical(run(training.fit, opt), run(fit_of_107b982, opt))
+    logs, weights, state = run(training.fit, opt)
+    assert all(log.train_loss_after_step > 0 for log in logs)
+    # measuring the loss after each step, dropout included, leaves every weight and loss as they were without it
+    without_after_step = [dataclasses.replace(log, train_loss_after_step=None) for log in logs]
+    assert_bit_identical((without_after_step, weights, state), run(fit_of_107b982, opt))
 
 
 class Uncaptured(training.GraphedEpoch):
@@ -87,12 +94,27 @@ class Uncaptured(training.GraphedEpoch):
         return replay
 
 
+@pytest.mark.parametrize("value, expected", [(None, 0), ("0", 0), ("", 0), ("1", training.GRAPH_STEPS)])
+def test_cuda_graphs_run_only_when_asked_for(monkeypatch, value, expected):
+    monkeypatch.delenv("MNIST_DNN_CUDA_GRAPHS", raising=False)
+    if value is not None:
+        monkeypatch.setenv("MNIST_DNN_CUDA_GRAPHS", value)
+    capturable = build_optimizer("adam", [torch.zeros(1, requires_grad=True)], 1e-3, True)
+    assert training.default_graph_steps(True, capturable) == expected  # as if the tensors were on CUDA
+    assert training.default_graph_steps(False, capturable) == 0
+
+
+def test_a_graph_samples_the_loss_after_the_step_on_the_same_batches_as_eager_steps():
+    with pytest.raises(ValueError, match="multiple of 5"):
+        run(training.fit, OPTIMIZERS[0], graph_steps=4)
+
+
 @pytest.mark.parametrize(
     ("n", "graph_steps", "replays"),
     [
-        (630, 4, 3 * 3 - 1),  # per epoch 3 chunks of 4 batches (the first one captured), then an eager batch of 30
-        (600, 4, 3 * 3 - 1),  # the same chunks, and no eager batch
-        (630, 13, 0),  # a graph longer than the epoch: every step eager
+        (630, 5, 3 * 2 - 1),  # per epoch 2 chunks of 5 batches (the first one captured), then 2 of 50 and one of 30
+        (500, 5, 3 * 2 - 1),  # the same chunks, and no eager batch
+        (630, 15, 0),  # a graph longer than the epoch: every step eager
     ],
 )
 def test_graphed_epochs_refill_their_static_buffer_and_run_the_rest_eagerly(monkeypatch, n, graph_steps, replays):
@@ -116,24 +138,31 @@ def test_permutations_refill_one_buffer_with_the_seeded_generators_draws():
     assert not torch.equal(order, torch.randperm(1000, generator=torch.Generator().manual_seed(5)))
 
 
-def test_train_step_adds_the_batch_loss_to_the_sum_in_place():
+def test_train_step_adds_the_batch_loss_before_and_after_its_step_to_the_sums_in_place():
     torch.manual_seed(0)
     model = torch.nn.Linear(784, 10)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    plain = copy.deepcopy(model)
+    optimizer, plain_optimizer = (torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, plain))
     inputs, targets = TRAIN
     batch = torch.tensor([3, 1, 4, 1, 5])
-    expected = F.cross_entropy(model(inputs[batch]), targets[batch]).item() * 5
-    loss_sum = torch.full((), 2.0)
-    training.train_step(model, optimizer, inputs, targets, batch, loss_sum)
-    assert loss_sum.item() == pytest.approx(2.0 + expected, rel=1e-6)
-    assert model.weight.grad is not None  # and it stepped
+    before = F.cross_entropy(plain(inputs[batch]), targets[batch])
+    before.backward()
+    plain_optimizer.step()
+    after = F.cross_entropy(plain(inputs[batch]), targets[batch])
+    loss_sums = torch.tensor([2.0, 3.0, 4.0])
+    training.train_step(model, optimizer, inputs, targets, batch, loss_sums, torch.Generator())
+    assert loss_sums.tolist() == pytest.approx([2 + 5 * before.item(), 3 + 5 * after.item(), 4 + 5], rel=1e-6)
+    loss_sums = torch.tensor([2.0, 3.0, 4.0])
+    training.train_step(model, optimizer, inputs, targets, batch, loss_sums)  # no generator: no loss after the step
+    assert loss_sums.tolist()[1:] == [3.0, 4.0]
 
 
 def test_fit_reads_the_device_once_per_epoch(monkeypatch):
     reads = []
-    item = torch.Tensor.item
-    monkeypatch.setattr(torch.Tensor, "item", lambda self: reads.append(self.shape) or item(self))
+    for read in ("item", "tolist"):
+        original = getattr(torch.Tensor, read)
+        monkeypatch.setattr(torch.Tensor, read, lambda self, f=original: reads.append(self.shape) or f(self))
     spec = ModelSpec(variant="tiny", hidden=(8,), init="xavier_uniform", dropout_p=0.3)
     model, optimizer = training.setup(spec, HP, OPTIMIZERS[0], "cpu")
     logs = list(training.fit(model, optimizer, TRAIN, None, HP))
-    assert len(logs) == 3 and reads == [torch.Size([])] * 3
+    assert len(logs) == 3 and reads == [torch.Size([3])] * 3  # the loss sums: before the step, after it, samples

@@ -1,3 +1,4 @@
+import json
 import math
 from pathlib import Path
 
@@ -7,7 +8,7 @@ from torch import nn
 
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import METADATA_KEY, Dropout, ModelSpec
+from mnist_dnn.models import METADATA_KEY, SPEC_ONLY_KEY, Dropout, ModelSpec, read_numerics
 
 PARAMS = load_params(Path(__file__).parents[1] / "params.yaml")
 
@@ -143,6 +144,36 @@ def test_save_load_round_trip(tmp_path, hidden, init, dropout_p):
     assert list(tmp_path.iterdir()) == [path]
 
 
+def test_a_model_file_records_its_numerics_in_one_metadata_key(tmp_path):
+    from safetensors import safe_open
+
+    path = tmp_path / "model.safetensors"
+    SMALL.save(SMALL.build(), path, {"device": "cpu", "mode": "portable"})
+    with safe_open(path, framework="pt") as f:
+        assert list(f.metadata()) == [METADATA_KEY]  # safetensors writes several keys in a random order
+    assert read_numerics(path) == {"device": "cpu", "mode": "portable"}
+
+
+def test_a_file_from_before_bias_init_and_numerics_loads_with_its_old_meaning(tmp_path):
+    path = tmp_path / "old.safetensors"
+    old = {"variant": "v", "hidden": [8], "init": "xavier_uniform", "dropout_p": 0.0}
+    write_model_file(path, ModelSpec(variant="v", hidden=(8,), init="xavier_uniform").build().state_dict(),
+                     json.dumps(old))
+    _, spec = ModelSpec.load(path)
+    assert spec.bias_init == "pytorch" and read_numerics(path) == {}
+
+
+@pytest.mark.parametrize("record", ['{"spec": {}}', '[1]', '{"numerics": {}}', '{"spec": 1, "numerics": {}}', "{"])
+def test_a_malformed_record_is_refused_in_one_line(tmp_path, record):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "bad.safetensors"
+    save_file({k: v.contiguous() for k, v in SMALL.build().state_dict().items()}, path, metadata={METADATA_KEY: record})
+    with pytest.raises(UserError, match=r"not a mnist_dnn model file") as info:
+        ModelSpec.load(path)
+    assert "\n" not in str(info.value)
+
+
 def test_spec_architecture_reads_as_layer_widths():
     assert ModelSpec(variant="v", hidden=(256, 256), init="normal").architecture == "784→256→256→10"
     assert ModelSpec(variant="v", hidden=(), init="normal").architecture == "784→10"
@@ -187,10 +218,11 @@ def test_load_missing_file_is_user_error(tmp_path):
 
 
 def write_model_file(path, state, spec_json):
-    """A safetensors file with ``state`` and ``spec_json`` as its mnist_dnn metadata, however wrong either is."""
+    """A safetensors file with ``state`` and ``spec_json`` as its metadata, as files before the numerics were recorded
+    held it, however wrong either is."""
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in state.items()}, path, metadata={METADATA_KEY: spec_json})
+    save_file({k: v.contiguous() for k, v in state.items()}, path, metadata={SPEC_ONLY_KEY: spec_json})
 
 
 SMALL = ModelSpec(variant="v", hidden=(8,), init="normal")

@@ -49,6 +49,8 @@ SEEDED = [dict(ROWS[0], seeds=3, mean=0.35, std=0.01, min=0.34, max=0.36),
 SWEEP = {"variant": "beta", "runs": [{"keep_prob": k, "seeds": [777, 1], "accuracies": [0.9 + k / 20, 0.91 + k / 20]}
                                      for k in (0.5, 0.75, 1.0)]}
 STUDY = load_params(REPO / "params.yaml").optimizer_study
+AFTER_STEP = {"alpha": [1.5, 0.8, 0.4], "beta": [1.0, 0.5, 0.2]}
+LECTURE_COST = {"alpha": [1.4, 0.7, 0.45]}  # beta has no lecture curve
 OPTIMIZERS = [  # as metrics/optimizers.json
     {"optimizer": "adam", "hyperparameters": "name=adam, lr=0.001", "test_accuracy": 0.97, "final_train_loss": 0.01,
      "epochs_to_target": 2},
@@ -77,8 +79,9 @@ def sections():
     """The report's other inputs: seed noise, the sweep, the autograd graphs and the optimizer study."""
     x, y = torch.rand(4, 784), torch.tensor([0, 1, 2, 3])
     graphs = {name: autograd_graph.variant_graphs(spec, x, y) for name, spec in SPECS.items()}
-    return dict(seed_noise=SEEDED, sweep=SWEEP, graphs=(autograd_graph.lecture_graph(), graphs),
-                optimizers=(OPTIMIZERS, OPTIMIZER_CURVES, STUDY))
+    after_step = {n: pd.DataFrame({"step": [1, 2, 3], "loss": values}) for n, values in AFTER_STEP.items()}
+    return dict(seed_noise=SEEDED, sweep=SWEEP, lecture_curves=(after_step, LECTURE_COST),
+                graphs=(autograd_graph.lecture_graph(), graphs), optimizers=(OPTIMIZERS, OPTIMIZER_CURVES, STUDY))
 
 
 def table_cells(fragment):
@@ -105,7 +108,7 @@ def test_summary_table_shows_seed_statistics_as_the_markdown_does():
 
 def test_report_has_sections_in_order_and_variants(inputs, sections):
     page = build_report(*inputs, **sections)
-    order = ["summary", "seed-noise", "sweep", "curves", "confusion", "gallery", "graphs", "optimizers"]
+    order = ["summary", "seed-noise", "sweep", "curves", "lecture-curves", "confusion", "gallery", "graphs", "optimizers"]
     positions = [page.index(f'<section id="{section}"') for section in order]
     assert positions == sorted(positions) and page.count("<section ") == len(order)
     assert all(f'<a href="#{section}">' in page for section in order)
@@ -123,6 +126,14 @@ def test_curves_are_inline_svg_with_searchable_variant_names(inputs, sections):
         for name in PREDICTED:
             assert re.search(rf"<text[^>]*>{name}</text>", svg), (chart, name)
         assert len(svg) < 60_000
+
+
+def test_lecture_curves_are_drawn_for_each_variant_the_lecture_printed(inputs, sections):
+    page = build_report(*inputs, **sections)
+    figure = re.search(r'<figure id="lecture-curve-alpha">\s*(<svg.*?</svg>)', page, re.S)
+    assert figure and 'id="lecture-curve-beta"' not in page
+    for label in ["lecture (TensorFlow lab)", "ours, after each step", "ours, before each step"]:
+        assert re.search(rf"<text[^>]*>{re.escape(label)}</text>", figure.group(1)), label
 
 
 def test_seed_noise_section_has_mean_and_std_and_the_steps_against_the_noise():
@@ -220,9 +231,10 @@ def workspace(tmp_path, inputs):
     (tmp_path / "metrics/confusion").mkdir(parents=True)
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     edit_yaml(tmp_path / "params.yaml", {
-        "variants": {"alpha": {"hidden": [], "init": "normal"},
-                     "beta": {"hidden": [8], "init": "xavier_uniform", "dropout": True}},
+        "variants": {"alpha": {"hidden": [], "init": "normal", "bias_init": "normal"},
+                     "beta": {"hidden": [8], "init": "xavier_uniform", "bias_init": "pytorch", "dropout": True}},
         "lecture_accuracy": {"alpha": 0.3},
+        "lecture_cost": LECTURE_COST,
         "optimizer_study.variant": "alpha",
     })
     (tmp_path / "metrics/summary.json").write_text(json.dumps(rows))
@@ -235,6 +247,7 @@ def workspace(tmp_path, inputs):
             for (step, l), a in zip(loss[name].itertuples(index=False), accuracy[name]["accuracy"]):
                 live.step = step
                 live.log_metric("train/loss", l)
+                live.log_metric("train/loss_after_step", AFTER_STEP[name][step - 1])
                 live.log_metric("val/accuracy", a)
                 live.next_step()
         confusion[name].to_csv(tmp_path / f"metrics/confusion/{name}.csv", index=False)
@@ -250,7 +263,7 @@ def test_stage_writes_the_report(workspace, monkeypatch):
     assert 'id="gallery-alpha"' in page and 'id="gallery-beta"' in page
     assert "#37</figcaption>" in page and "#38</figcaption>" not in page  # alpha's 24th and 25th mistakes
     for figure in ["graph-lecture", "graph-alpha", "graph-beta-train", "graph-beta-eval", "sweep-chart",
-                   "optimizer-curves"]:
+                   "optimizer-curves", "lecture-curve-alpha"]:
         assert f'id="{figure}"' in page
     assert "98.00 ± 0.10%" not in page and "35.00 ± 1.00%" in page  # seed noise from its file
     assert run_stage(monkeypatch, workspace, "report") == 0

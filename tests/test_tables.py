@@ -1,4 +1,5 @@
 import json
+import math
 import shutil
 
 import pandas as pd
@@ -6,14 +7,19 @@ import pytest
 from ruamel.yaml import YAML
 
 from helpers import REPO, run_stage
-from mnist_dnn import outputs
+from mnist_dnn import outputs, tables
 from mnist_dnn.config import Params, load_params
 from mnist_dnn.errors import UserError
 from mnist_dnn.markdown import optimizer_markdown, summary_markdown, sweep_markdown
 from mnist_dnn.tables import optimizer_table, summary_table, sweep_points, sweep_table
 
 PARAMS_PATH = REPO / "params.yaml"
-COLUMNS = ["variant", "architecture", "init", "dropout", "lecture_accuracy", "reproduced_accuracy", "difference_pp"]
+COLUMNS = [
+    "variant", "architecture", "init", "bias_init", "dropout", "lecture_accuracy", "reproduced_accuracy", "difference_pp"
+]
+PORTABLE = {"torch": "2.14.1", "device": "cpu", "mode": "portable", "aten_cpu_capability": "AVX2", "mkl": "2024.2",
+            "mkl_cbwr": "AVX2", "onednn": "v3.12.0"}
+NUMERICS = {name: PORTABLE for name in ("softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout")}
 
 LECTURE = {"softmax": 0.9035, "nn_normal": 0.9455, "nn_xavier": 0.9783, "dnn": 0.9742, "dnn_dropout": 0.9804}
 ACCURACY = {"softmax": 0.9135, "nn_normal": 0.9455, "nn_xavier": 0.9795, "dnn": 0.9682, "dnn_dropout": 0.9811}
@@ -79,7 +85,7 @@ def test_summary_table_difference_in_percentage_points():
 
 
 def test_markdown_shows_percentages_and_signed_differences():
-    markdown = summary_markdown(summary_table(PARAMS, ONE_SEED))
+    markdown = summary_markdown(summary_table(PARAMS, ONE_SEED), NUMERICS)
     rows = markdown_rows(markdown)
     assert list(rows) == list(PARAMS.variants)
     assert rows["nn_xavier"]["lecture"] == "97.83%"
@@ -93,7 +99,7 @@ def test_markdown_shows_percentages_and_signed_differences():
 
 def test_variant_without_lecture_accuracy():
     table = summary_table(without_lecture_accuracy("dnn"), ONE_SEED)
-    row = markdown_rows(summary_markdown(table))["dnn"]
+    row = markdown_rows(summary_markdown(table, NUMERICS))["dnn"]
     assert row["lecture"] == "–"
     assert row["difference (pp)"] == "–"
     assert row["reproduced"] == "96.82%"
@@ -147,7 +153,7 @@ def test_several_seeds_add_statistics_and_the_seed_noise_of_each_step():
     assert table.loc["nn_xavier", "mean"] == pytest.approx(ACCURACY["nn_xavier"])
     assert table.loc["nn_xavier", "std"] == pytest.approx(0.002)
     assert (table.loc["nn_xavier", "min"], table.loc["nn_xavier", "max"]) == pytest.approx((0.9775, 0.9815))
-    markdown = summary_markdown(table.reset_index())
+    markdown = summary_markdown(table.reset_index(), NUMERICS)
     assert markdown_rows(markdown)["nn_xavier"]["mean ± std"] == "97.95 ± 0.20%"
     assert "## Seed noise (3 seeds per variant)" in markdown
     steps = markdown_rows(markdown.split("## Seed noise")[1])
@@ -159,7 +165,7 @@ def test_several_seeds_add_statistics_and_the_seed_noise_of_each_step():
 
 
 def test_one_seed_shows_no_seed_statistics():
-    markdown = summary_markdown(summary_table(PARAMS, ONE_SEED))
+    markdown = summary_markdown(summary_table(PARAMS, ONE_SEED), NUMERICS)
     assert "mean ± std" not in markdown and "Seed noise" not in markdown
 
 
@@ -243,9 +249,46 @@ def test_summarize_stage_writes_the_headline_metrics(tmp_path, monkeypatch):
     for i, (name, accuracy) in enumerate(ACCURACY.items()):
         per_class = {str(c): accuracy for c in range(10)}
         (tmp_path / f"metrics/eval/{name}.json").write_text(
-            json.dumps({"accuracy": accuracy, "loss": i / 10, "per_class_accuracy": per_class})
+            json.dumps({"accuracy": accuracy, "loss": i / 10, "per_class_accuracy": per_class, "numerics": PORTABLE})
         )
+        costs = tmp_path / f"metrics/train/{name}/plots/metrics/train"
+        costs.mkdir(parents=True)
+        (costs / "loss_after_step.tsv").write_text("step\tloss_after_step\n1\t0.5\n2\t0.25\n")
     assert run_stage(monkeypatch, tmp_path, "summarize") == 0
     headline = json.loads((tmp_path / "metrics/test.json").read_text())
     assert headline == {"accuracy": ACCURACY, "loss": {name: i / 10 for i, name in enumerate(ACCURACY)}}
     assert list(headline["accuracy"]) == list(ACCURACY)
+    assert json.loads((tmp_path / "metrics/numerics.json").read_text()) == NUMERICS
+    lecture = PARAMS.lecture_cost["dnn"][:2]
+    expected = (abs(math.log(0.5 / lecture[0])) + abs(math.log(0.25 / lecture[1]))) / 2
+    summary = {row["variant"]: row for row in json.loads((tmp_path / "metrics/summary.json").read_text())}
+    assert summary["dnn"]["cost_distance"] == pytest.approx(expected)
+
+
+def test_curve_distance_is_the_mean_absolute_log_ratio():
+    assert tables.curve_distance([1.0, 2.0], [1.0, 1.0]) == pytest.approx(math.log(2) / 2)
+    assert tables.curve_distance([0.5, 2.0, 7.0], [1.0, 1.0]) == pytest.approx(math.log(2))  # common epochs only
+
+
+def test_epochs_inside_counts_where_the_lecture_lies_within_the_seeds():
+    seeds = [[1.0, 2.0, 3.0], [1.5, 2.5, 3.5]]
+    assert tables.epochs_inside(seeds, [1.2, 3.0, 3.5]) == "2/3"
+
+
+def test_the_summary_compares_cost_curves_with_the_lecture():
+    lecture = PARAMS.lecture_cost
+    one_seed = {name: [[2 * c for c in lecture[name]]] for name in LECTURE}
+    table = summary_table(PARAMS, ONE_SEED, one_seed).set_index("variant")
+    assert table["cost_distance"].tolist() == pytest.approx([math.log(2)] * 5)
+    assert "epochs_inside" not in table
+    two_seeds = {name: [[2 * c for c in lecture[name]], [c / 2 for c in lecture[name]]] for name in LECTURE}
+    accuracies = {name: [acc, acc + 0.001] for name, acc in ACCURACY.items()}
+    table = summary_table(PARAMS, accuracies, two_seeds).set_index("variant")
+    assert (table["epochs_inside"] == f"{len(lecture['dnn'])}/{len(lecture['dnn'])}").all()
+    assert "cost vs lecture" in summary_markdown(summary_table(PARAMS, accuracies, two_seeds), NUMERICS)
+
+
+def test_the_summary_says_where_it_was_computed():
+    markdown = summary_markdown(summary_table(PARAMS, ONE_SEED), NUMERICS)
+    assert "Computed with CPU, portable numerics: torch 2.14.1" in markdown
+    assert "any x86-64 CPU with AVX2" in markdown

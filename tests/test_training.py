@@ -120,6 +120,36 @@ def test_engine_computes_what_a_plain_loop_computes(dropout_p):
     torch.testing.assert_close(engine.state_dict(), expected_weights, rtol=1e-4, atol=1e-5)
 
 
+def test_the_loss_after_each_step_is_what_a_plain_loop_measures_on_every_fifth_batch():
+    hp = TrainParams(epochs=2, batch_size=50, seed=777)
+    spec = ModelSpec(variant="tiny", hidden=(32,), init="xavier_uniform", bias_init="normal")
+    train = make_split(630, 0)  # 13 batches: 1, 6 and 11 (counted from 1) are measured
+    _, logs = training.train(spec, hp, ADAM, train, None)
+    model, _ = training.setup(spec, hp, ADAM, "cpu")
+    optimizer = torch.optim.Adam(model.parameters(), lr=ADAM.lr)
+    generator = torch.Generator().manual_seed(hp.seed)
+    for log in logs:
+        order = torch.randperm(len(train[0]), generator=generator)
+        after = []
+        for number, batch in enumerate(order.split(hp.batch_size)):
+            optimizer.zero_grad()
+            F.cross_entropy(model(train[0][batch]), train[1][batch]).backward()
+            optimizer.step()
+            if number % training.AFTER_STEP_EVERY == 0:
+                with torch.no_grad():
+                    after.append(F.cross_entropy(model(train[0][batch]), train[1][batch]).item())
+        assert len(after) == 3
+        assert log.train_loss_after_step == pytest.approx(sum(after) / len(after), rel=1e-5)
+
+
+def test_the_lab_biases_are_drawn_from_a_standard_normal():
+    model = ModelSpec(variant="wide", hidden=(4096,), init="xavier_uniform", bias_init="normal").build()
+    bias = model[0].bias.detach()
+    assert abs(bias.mean().item()) < 0.05 and abs(bias.std().item() - 1) < 0.05
+    default = ModelSpec(variant="wide", hidden=(4096,), init="xavier_uniform", bias_init="pytorch").build()
+    assert default[0].bias.abs().max().item() <= 1 / 28  # nn.Linear's U(±1/√784)
+
+
 def test_train_logs_every_epoch_with_dvclive_and_logs_nothing_else(tmp_path):
     hp = TrainParams(epochs=2, batch_size=50, seed=777)
     spec = ModelSpec(variant="tiny", hidden=(16,), init="xavier_uniform")
@@ -128,6 +158,8 @@ def test_train_logs_every_epoch_with_dvclive_and_logs_nothing_else(tmp_path):
     _, unlogged = training.train(spec, hp, ADAM, train, val)
     assert logs == unlogged  # logging changes nothing
     loss = pd.read_csv(tmp_path / "log/plots/metrics/train/loss.tsv", sep="\t")
+    after_step = pd.read_csv(tmp_path / "log/plots/metrics/train/loss_after_step.tsv", sep="\t")
+    assert after_step["loss_after_step"].tolist() == pytest.approx([log.train_loss_after_step for log in logs])
     accuracy = pd.read_csv(tmp_path / "log/plots/metrics/val/accuracy.tsv", sep="\t")
     assert loss["step"].tolist() == accuracy["step"].tolist() == [1, 2]
     assert loss["loss"].tolist() == pytest.approx([log.train_loss for log in logs])

@@ -63,6 +63,6 @@ def test_model_file_with_forged_metadata_is_refused(tmp_path):
     state = models.ModelSpec(variant="x", hidden=(8,), init="normal").build().state_dict()
     path = tmp_path / "forged.safetensors"
     forged = {"variant": "x", "hidden": [-5], "init": "normal", "dropout_p": 0.0}
-    save_file(state, path, metadata={models.METADATA_KEY: json.dumps(forged)})
+    save_file(state, path, metadata={models.METADATA_KEY: json.dumps({"spec": forged, "numerics": {}})})
     with pytest.raises(UserError, match="not a mnist_dnn model file"):
         models.ModelSpec.load(path)

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from ruamel.yaml import YAML, YAMLError
 
 from mnist_dnn.errors import UserError, one_line
-from mnist_dnn.models import INITS, MAX_LAYERS, NAME_PATTERN, ModelSpec, check_size
+from mnist_dnn.models import BIAS_INITS, INITS, MAX_LAYERS, NAME_PATTERN, ModelSpec, check_size
 from mnist_dnn.optimizers import OPTIMIZERS, build_optimizer
 
 MAX_YAML_NODES = 10_000  # params.yaml has ~100 nodes: anchors and aliases may repeat a value, not multiply it
@@ -100,6 +100,7 @@ class VariantParams(_Strict):
         list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]], Field(max_length=MAX_LAYERS), AfterValidator(check_size)
     ] = Field(description="hidden layer widths; [] is softmax regression")
     init: Annotated[str, _one_of(INITS, "init")]
+    bias_init: Annotated[str, _one_of(BIAS_INITS, "bias_init")]
     dropout: bool = False
 
 
@@ -125,6 +126,7 @@ class Params(_Strict):
     keep_prob: float = Field(gt=0, le=1)
     variants: dict[Name, VariantParams] = Field(min_length=1)
     lecture_accuracy: dict[str, float]
+    lecture_cost: dict[str, Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=1)]]
     optimizer_study: OptimizerStudy
 
     @field_validator("extra_seeds")
@@ -137,13 +139,13 @@ class Params(_Strict):
             raise ValueError(f"{train.seed} is train.seed already")
         return seeds
 
-    @field_validator("lecture_accuracy")
+    @field_validator("lecture_accuracy", "lecture_cost")
     @classmethod
-    def _of_known_variants(cls, accuracy, info):
-        unknown = set(accuracy) - set(info.data.get("variants", {}))
+    def _of_known_variants(cls, by_variant, info):
+        unknown = set(by_variant) - set(info.data.get("variants", {}))
         if unknown:
             raise ValueError(f"not a variant: {shorten(', '.join(sorted(unknown)))}")
-        return accuracy
+        return by_variant
 
     @field_validator("optimizer_study")
     @classmethod
@@ -165,7 +167,9 @@ class Params(_Strict):
         """The ModelSpec of variant ``name``: its hidden widths and init, and dropout p = 1 - keep_prob if it uses it."""
         variant = self.variant(name)
         dropout_p = 1.0 - self.keep_prob if variant.dropout else 0.0
-        return ModelSpec(variant=name, hidden=tuple(variant.hidden), init=variant.init, dropout_p=dropout_p)
+        return ModelSpec(
+            variant=name, hidden=tuple(variant.hidden), init=variant.init, bias_init=variant.bias_init, dropout_p=dropout_p
+        )
 
 
 def expanded_size(node, limit):

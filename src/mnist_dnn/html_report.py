@@ -74,6 +74,34 @@ def curves_html(loss, accuracy):
     return "\n".join(f'<figure id="{key}">\n{svg}</figure>' for key, svg in figures.items())
 
 
+LECTURE_CURVES_INTRO = """<p>The lecture's printed costs come from its TensorFlow labs, whose loop ran the optimizer step and
+then the cost on the same batch: each epoch's cost is the mean over its batches of the loss <em>after</em> that
+batch's step (with a fresh dropout mask in the dropout lab). The training loop here logs that cost beside the usual
+one, the loss before each step, which sits well above it late in training. Distance: the mean over the epochs of
+|log(ours / lecture's)| of the cost after each step.</p>
+"""
+
+
+def lecture_curves_html(before, after, lecture, distances):
+    """One chart per variant with a lecture curve: its cost per epoch before and after each step, and the lecture's.
+
+    ``before``, ``after``: name → DataFrame of ``step`` and ``loss``; ``lecture``: name → the lecture's costs;
+    ``distances``: name → the curve distance from the summary.
+    """
+    figures = []
+    for name, costs in lecture.items():
+        curves = {
+            "lecture (TensorFlow lab)": pd.DataFrame({"step": range(1, len(costs) + 1), "loss": costs}),
+            "ours, after each step": after[name],
+            "ours, before each step": before[name],
+        }
+        distance = distances.get(name)
+        title = f"{name}: cost per epoch" + ("" if distance is None else f" (distance {distance:.3f})")
+        svg = charts.line_chart(curves, "step", "loss", title, "epoch", "cost (log scale)", yscale="log")
+        figures.append(f'<figure id="lecture-curve-{html.escape(name)}">\n{svg}</figure>')
+    return LECTURE_CURVES_INTRO + '<div class="charts">\n' + "\n".join(figures) + "\n</div>"
+
+
 def confusion_counts(actual, predicted):
     """10×10 counts of (actual, predicted) digit pairs: row = actual, column = predicted."""
     counts = np.zeros((10, 10), dtype=int)
@@ -222,6 +250,7 @@ SECTIONS = {  # id → heading, in the page's order
     "seed-noise": "Seed noise: how much of the table is noise?",
     "sweep": "Does dropout help? A keep_prob sweep",
     "curves": "Training curves",
+    "lecture-curves": "Cost per epoch against the lecture's",
     "confusion": "Confusion matrices",
     "gallery": "Misclassified test digits",
     "graphs": "Back-propagation with a graph, created on the fly",
@@ -229,14 +258,15 @@ SECTIONS = {  # id → heading, in the page's order
 }
 
 
-def build_report(rows, loss, accuracy, confusion, images, *, seed_noise, sweep, graphs, optimizers):
+def build_report(rows, loss, accuracy, confusion, images, *, seed_noise, sweep, lecture_curves, graphs, optimizers):
     """The whole page, for the variants of the summary records ``rows``, in their order.
 
     ``loss``, ``accuracy``: name → DataFrame of ``step`` and ``loss`` or ``accuracy`` per epoch;
     ``confusion``: name → DataFrame of ``actual`` and ``predicted``, row i for test image i;
     ``images``: the test images, uint8 N×28×28; ``seed_noise``: summary records with seed statistics;
-    ``sweep``: the keep_prob sweep's JSON; ``graphs``: the arguments of graphs_html; ``optimizers``: those of
-    optimizers_html.
+    ``sweep``: the keep_prob sweep's JSON; ``lecture_curves``: the costs after each step and the lecture's, as the
+    arguments ``after`` and ``lecture`` of lecture_curves_html; ``graphs``: the arguments of graphs_html;
+    ``optimizers``: those of optimizers_html.
     """
     names = [row["variant"] for row in rows]
     matrices = "\n".join(confusion_html(n, confusion[n]) for n in names)
@@ -247,6 +277,9 @@ def build_report(rows, loss, accuracy, confusion, images, *, seed_noise, sweep, 
         "curves": '<div class="charts">\n'
         + curves_html({n: loss[n] for n in names}, {n: accuracy[n] for n in names})
         + "\n</div>",
+        "lecture-curves": lecture_curves_html(
+            loss, *lecture_curves, {row["variant"]: row.get("cost_distance") for row in rows}
+        ),
         "confusion": "<p>Test images by actual digit (rows) and predicted digit (columns). Blue: correct, red: "
         "mistakes;\neach shaded relative to the largest count of its colour.</p>\n"
         f'<div class="matrices">\n{matrices}\n</div>',

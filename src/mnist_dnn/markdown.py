@@ -1,5 +1,6 @@
 """The result tables as Markdown: the summary with the lecture's story and seed noise, and the optimizer study."""
 
+from mnist_dnn.numerics import describe
 from mnist_dnn.tables import optimizer_headers, percent, seed_noise_table, shown, summary_shown, sweep_shown
 
 
@@ -9,13 +10,22 @@ def table_markdown(table, headers=None):
     return text.to_markdown(index=False, disable_numparse=True)
 
 
-def summary_markdown(table):
-    """The summary as Markdown, accuracies in percent, the lecture's story retold, and the seed noise if measured."""
+def computed_with(numerics):
+    """Where the models were computed, in a sentence: ``numerics`` maps variant → its recorded numerics."""
+    described = {name: describe(n) for name, n in numerics.items()}
+    if len(set(described.values())) == 1:
+        return f"Computed with {next(iter(described.values()))}."
+    return "Computed with: " + "; ".join(f"{name}: {text}" for name, text in described.items()) + "."
+
+
+def summary_markdown(table, numerics):
+    """The summary as Markdown, accuracies in percent, the lecture's story retold, where it was computed, and the
+    seed noise if measured."""
     story = " → ".join(percent(a) for a in table["reproduced_accuracy"])
     text = (
         "# MNIST: the lecture's table, reproduced\n\n"
         + table_markdown(summary_shown(table))
-        + f"\n\nReproduced, in the lecture's order: {story}.\n"
+        + f"\n\nReproduced, in the lecture's order: {story}.\n\n{computed_with(numerics)}\n"
     )
     if "mean" not in table:
         return text

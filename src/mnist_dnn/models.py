@@ -1,11 +1,12 @@
 """The lecture's models: a ModelSpec builds each one, and saves and loads itself with its weights (safetensors)."""
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -14,8 +15,10 @@ from mnist_dnn.errors import UserError, one_line
 
 IN_FEATURES = 28 * 28
 NUM_CLASSES = 10
-METADATA_KEY = "mnist_dnn.spec"
-NUMERICS_KEY = "mnist_dnn.numerics"  # what decided the weights' float bits (numerics.deciding)
+# The metadata: one key (safetensors writes several in a random order) holding {"spec": …, "numerics": …}, the
+# numerics being what decided the weights' float bits (numerics.recorded). Older files hold the spec alone.
+METADATA_KEY = "mnist_dnn"
+SPEC_ONLY_KEY = "mnist_dnn.spec"
 NAME_PATTERN = r"[a-z][a-z0-9_]{0,63}"  # variant and optimizer names: they become file and stage names
 MAX_LAYERS = 64
 MAX_PARAMETERS = 50_000_000  # 200 MB of fp32 weights; training holds ~4 times that (gradients, Adam's moments)
@@ -44,13 +47,30 @@ class Dropout(nn.Dropout):
     """``nn.Dropout`` with its keep-mask drawn by ``torch.rand``: the same Bernoulli(1 - p) mask and 1/(1 - p) scaling.
 
     On CPUs where ``bernoulli_`` draws a 64-bit double per element (any x86 CPU but Intel's), this is ~3× faster.
+    The masks come from ``generator``: PyTorch's default one unless ``masks_from`` sets another.
     """
+
+    generator = None
 
     def forward(self, x):
         if not self.training:
             return x
         keep = 1 - self.p
-        return x * torch.rand_like(x).lt_(keep).div_(keep)  # in place: a bool mask would cost 4× more here
+        noise = torch.rand(x.shape, dtype=x.dtype, device=x.device, generator=self.generator)
+        return x * noise.lt_(keep).div_(keep)  # in place: a bool mask would cost 4× more here
+
+
+@contextmanager
+def masks_from(model, generator):
+    """Inside the block, ``model``'s dropout layers draw their masks from ``generator``."""
+    layers = [layer for layer in model.modules() if isinstance(layer, Dropout)]
+    for layer in layers:
+        layer.generator = generator
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.generator = None
 
 
 class ModelSpec(BaseModel):
@@ -61,18 +81,17 @@ class ModelSpec(BaseModel):
     variant: str = Field(pattern=f"^{NAME_PATTERN}$")
     hidden: Annotated[tuple[Annotated[int, Field(ge=1)], ...], Field(max_length=MAX_LAYERS), AfterValidator(check_size)]
     init: Literal["normal", "xavier_uniform"]
-    bias_init: Literal["normal", "pytorch"]
+    bias_init: Literal["normal", "pytorch"] | None = Field(default=None, validate_default=True)
     dropout_p: float = Field(default=0.0, ge=0, lt=1)
 
-    @model_validator(mode="before")
+    @field_validator("bias_init")
     @classmethod
-    def _bias_init_of_older_files(cls, data):
-        """Model files written before ``bias_init`` existed: normal init drew N(0, 1) biases, xavier kept PyTorch's."""
-        if isinstance(data, dict) and "bias_init" not in data:
-            data = data | {"bias_init": "normal" if data.get("init") == "normal" else "pytorch"}
-        if isinstance(data, dict) and isinstance(data.get("hidden"), list):  # JSON's array; strict mode wants a tuple
-            data = data | {"hidden": tuple(data["hidden"])}
-        return data
+    def _bias_init_of_older_files(cls, bias_init, info):
+        """None, as in model files written before ``bias_init`` existed: normal init drew N(0, 1) biases, xavier kept
+        PyTorch's."""
+        if bias_init is None:
+            return "normal" if info.data.get("init") == "normal" else "pytorch"
+        return bias_init
 
     @property
     def architecture(self):
@@ -108,10 +127,8 @@ class ModelSpec(BaseModel):
         """Write ``model``'s weights to ``path`` as safetensors, with this spec and the ``numerics`` that computed
         them (a dict, see numerics.recorded) as metadata."""
         state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-        metadata = {METADATA_KEY: json.dumps(self.model_dump(mode="json"), sort_keys=True)}
-        if numerics is not None:
-            metadata[NUMERICS_KEY] = json.dumps(numerics, sort_keys=True)
-        save_file(state, path, metadata=metadata)
+        record = {"spec": self.model_dump(mode="json"), "numerics": numerics or {}}
+        save_file(state, path, metadata={METADATA_KEY: json.dumps(record, sort_keys=True)})
 
     @classmethod
     def load(cls, path):
@@ -149,13 +166,8 @@ class ModelSpec(BaseModel):
     @classmethod
     def _from_metadata(cls, metadata):
         """The spec in a model file's metadata; a UserError saying what is wrong with it."""
-        raw = metadata.get(METADATA_KEY)
-        if raw is None:
-            raise UserError(f"not a mnist_dnn model file (no {METADATA_KEY} in its metadata)")
-        if len(raw) > MAX_METADATA_BYTES:
-            raise UserError(f"not a mnist_dnn model file ({len(raw):,} bytes of metadata)")
         try:
-            return cls.model_validate_json(raw)
+            return cls.model_validate_json(json.dumps(_record(metadata)["spec"]))
         except ValidationError as err:
             first = err.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "spec"
@@ -163,17 +175,35 @@ class ModelSpec(BaseModel):
             raise UserError(f"not a mnist_dnn model file (metadata {where}: {message})") from None
 
 
+def _record(metadata):
+    """The mnist_dnn record in a model file's metadata: ``{"spec": …, "numerics": …}``; a UserError if there is none."""
+    raw = metadata.get(METADATA_KEY)
+    spec_only = metadata.get(SPEC_ONLY_KEY)
+    text = spec_only if raw is None else raw
+    if text is None:
+        raise UserError(f"not a mnist_dnn model file (no {METADATA_KEY} in its metadata)")
+    if len(text) > MAX_METADATA_BYTES:
+        raise UserError(f"not a mnist_dnn model file ({len(text):,} bytes of metadata)")
+    try:
+        record = json.loads(text)
+    except ValueError as err:
+        raise UserError(f"not a mnist_dnn model file (metadata: {one_line(err)})") from None
+    if raw is None:
+        return {"spec": record, "numerics": {}}
+    if not isinstance(record, dict) or not isinstance(record.get("numerics"), dict) or "spec" not in record:
+        raise UserError(f"not a mnist_dnn model file (metadata {METADATA_KEY} is not a record of spec and numerics)")
+    return record
+
+
 def read_numerics(path):
-    """The numerics recorded in the model file at ``path`` (a dict; empty for files written before they were)."""
+    """The numerics recorded in the model file at ``path`` (empty for files written before they were)."""
     try:
         with safe_open(path, framework="pt") as f:
-            raw = (f.metadata() or {}).get(NUMERICS_KEY, "{}")
-        numerics = json.loads(raw) if len(raw) <= MAX_METADATA_BYTES else None
-    except (OSError, SafetensorError, ValueError) as err:
+            return _record(f.metadata() or {})["numerics"]
+    except UserError as err:
+        raise UserError(f"{path}: {err}") from None
+    except (OSError, SafetensorError) as err:
         raise UserError(f"{path}: not a mnist_dnn model file ({type(err).__name__}: {one_line(err)})") from None
-    if not isinstance(numerics, dict) or not all(isinstance(v, (str, int, list)) for v in numerics.values()):
-        raise UserError(f"{path}: not a mnist_dnn model file (metadata {NUMERICS_KEY} is not a record of numerics)")
-    return numerics
 
 
 def _difference(found, expected):

@@ -93,5 +93,5 @@ def describe(numerics):
             f"{numerics.get('aten_cpu_capability', '?')}, MKL {numerics.get('mkl', '?')} (CBWR "
             f"{numerics.get('mkl_cbwr', '?')}), oneDNN {numerics.get('onednn', '?')}")
     if "cpu" in numerics:
-        text += f", {numerics['threads']} threads on {numerics['cpu']} ({' '.join(numerics['cpu_flags'])})"
-    return text
+        return text + f", {numerics['threads']} threads on {numerics['cpu']} ({' '.join(numerics['cpu_flags'])})"
+    return text + ": the same bits on any x86-64 CPU with AVX2, any thread count"

@@ -48,6 +48,18 @@ def read_accuracies(variants, extra_seeds, eval_dir, seeds_dir):
     }
 
 
+def read_costs(variants, extra_seeds, train_logs, seeds_dir):
+    """Per variant, its per-epoch cost curves after each step: with train.seed first (its dvclive log in
+    ``train_logs``), then with each of ``extra_seeds``."""
+    return {
+        name: [
+            read_curve(Path(train_logs, name), "train/loss_after_step", f"train@{name}")["loss_after_step"].tolist(),
+            *(read_json(Path(seeds_dir, f"{name}-{s}.json"), f"seed@{name}-{s}", "loss_after_step") for s in extra_seeds),
+        ]
+        for name in variants
+    }
+
+
 def read_test_metrics(variants, eval_dir):
     """Each variant's test accuracy and loss with train.seed, as ``{"accuracy": {variant: …}, "loss": {…}}``."""
     results = {name: read_json(Path(eval_dir, f"{name}.json"), f"evaluate@{name}") for name in variants}
@@ -55,6 +67,11 @@ def read_test_metrics(variants, eval_dir):
         return {key: {name: results[name][key] for name in variants} for key in ("accuracy", "loss")}
     except KeyError as err:
         raise UserError(f"{eval_dir}: a test metrics file lacks {err}; run `dvc repro evaluate`") from None
+
+
+def read_numerics(variants, eval_dir):
+    """Each variant's numerics, as its model file records them and its test metrics copy them."""
+    return {name: read_json(Path(eval_dir, f"{name}.json"), f"evaluate@{name}", "numerics") for name in variants}
 
 
 def read_summary(path, command="dvc repro summarize"):

@@ -30,12 +30,16 @@ COLUMNS = {
     "variant": ("variant", str),
     "architecture": ("architecture", str),
     "init": ("init", str),
+    "bias_init": ("biases", str),
     "dropout": ("dropout", dropout_text),
     "lecture_accuracy": ("lecture", percent),
     "reproduced_accuracy": ("reproduced", percent),
     "difference_pp": ("difference (pp)", signed_pp),
     "mean_std": ("mean ± std", str),
     "min_max": ("min–max", str),
+    "within_noise": ("lecture within 2σ", lambda within: "yes" if within else "no"),
+    "cost_distance": ("cost vs lecture", lambda d: f"{d:.3f}"),
+    "epochs_inside": ("lecture's cost inside seeds", str),
     "step": ("step", str),
     "lecture_step_pp": ("lecture (pp)", signed_pp),
     "mean_step_pp": ("reproduced, mean (pp)", signed_pp),
@@ -75,11 +79,26 @@ def _cell(fmt, key, value):
     return fmt(value)
 
 
-def summary_table(params, accuracies):
-    """One row per variant of ``params``: architecture, init, dropout, lecture's and reproduced accuracy.
+def curve_distance(ours, lecture):
+    """How far a cost curve lies from the lecture's: the mean over their common epochs of |log(ours / lecture)|."""
+    return statistics.mean(abs(math.log(a / b)) for a, b in zip(ours, lecture))
+
+
+def epochs_inside(curves, lecture):
+    """In how many of their common epochs the lecture's cost lies within the min–max of ``curves`` (one per seed),
+    as ``k/n``."""
+    epochs = list(zip(*curves, lecture))
+    return f"{sum(min(costs[:-1]) <= costs[-1] <= max(costs[:-1]) for costs in epochs)}/{len(epochs)}"
+
+
+def summary_table(params, accuracies, costs=None):
+    """One row per variant of ``params``: architecture, inits, dropout, lecture's and reproduced accuracy.
 
     ``accuracies`` maps variant name to its test accuracies (fractions), train.seed's first; with more than one,
-    the row adds their number, mean, standard deviation, min and max.
+    the row adds their number, mean, standard deviation, min and max, and whether the lecture's lies within two
+    standard deviations of the mean. ``costs`` maps variant name to its per-epoch cost curves after each step, in
+    the same order: the row adds the first one's distance from the lecture's curve and, with more than one, the
+    epochs where the lecture's cost lies within their min–max.
     """
     rows = []
     for name in params.variants:
@@ -90,13 +109,21 @@ def summary_table(params, accuracies):
             "variant": name,
             "architecture": spec.architecture,
             "init": spec.init,
+            "bias_init": spec.bias_init,
             "dropout": spec.dropout_p,
             "lecture_accuracy": lecture,
             "reproduced_accuracy": runs[0],
             "difference_pp": None if lecture is None else round(100 * (runs[0] - lecture), 2),
         }
         if len(runs) > 1:
-            row |= dict(zip(SEED_STATISTICS, [len(runs), statistics.mean(runs), statistics.stdev(runs), min(runs), max(runs)]))
+            mean, std = statistics.mean(runs), statistics.stdev(runs)
+            row |= dict(zip(SEED_STATISTICS, [len(runs), mean, std, min(runs), max(runs)]))
+            row["within_noise"] = None if lecture is None else abs(lecture - mean) <= 2 * std
+        lecture_cost = params.lecture_cost.get(name)
+        if costs is not None and lecture_cost is not None:
+            row["cost_distance"] = curve_distance(costs[name][0], lecture_cost)
+            if len(costs[name]) > 1:
+                row["epochs_inside"] = epochs_inside(costs[name], lecture_cost)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -105,7 +132,9 @@ def summary_shown(table):
     """The summary for display: the seed statistics, when there are some, as mean ± std and min–max."""
     if "mean" not in table:
         return table
-    return _with_seed_statistics_shown(table.drop(columns=SEED_STATISTICS), table)
+    later = [column for column in ("within_noise", "cost_distance", "epochs_inside") if column in table]
+    shown = _with_seed_statistics_shown(table.drop(columns=SEED_STATISTICS + later), table)
+    return shown.join(table[later])
 
 
 def _with_seed_statistics_shown(shown, table):

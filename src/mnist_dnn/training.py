@@ -1,4 +1,5 @@
-"""Training: the mini-batch loop over tensors kept on the device."""
+"""Training: the mini-batch loop over tensors kept on the device, and the cost after each step that the lecture
+printed."""
 
 import functools
 import math
@@ -8,15 +9,18 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mnist_dnn.device import cuda_graphs_requested
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import accuracy
+from mnist_dnn.models import masks_from
 from mnist_dnn.optimizers import build_optimizer, is_capturable
 
 
 @dataclass(frozen=True)
 class EpochLog:
     epoch: int
-    train_loss: float
+    train_loss: float  # mean over the epoch's batches of the loss before each step
+    train_loss_after_step: float  # the same after each step, as the lecture's labs printed their cost (sampled)
     val_accuracy: float | None
 
 
@@ -25,13 +29,28 @@ class EpochLog:
 GRAPH_STEPS = 50
 
 
-def train_step(model, optimizer, inputs, targets, batch, loss_sum):
-    """One optimizer step on the samples at indices ``batch``; adds the batch's summed loss to ``loss_sum``."""
-    loss = F.cross_entropy(model(inputs[batch]), targets[batch])
+# The loss after each step costs a forward pass, a third of a step: it is measured on every AFTER_STEP_EVERY-th
+# batch of an epoch (a GRAPH_STEPS multiple, so that a CUDA graph samples the same batches), with dropout masks from
+# a generator of its own, seeded from train.seed with AFTER_STEP_SALT: measuring it leaves training as it is.
+AFTER_STEP_EVERY = 5
+AFTER_STEP_SALT = 0x5EED
+
+
+def train_step(model, optimizer, inputs, targets, batch, loss_sums, masks=None):
+    """One optimizer step on the samples at indices ``batch``; adds the batch's summed loss to ``loss_sums[0]``.
+
+    With a generator ``masks``, also the summed loss after the step (a no-grad forward in train mode, its dropout
+    masks from ``masks``) to ``loss_sums[1]`` and the batch's size to ``loss_sums[2]``.
+    """
+    x, y = inputs[batch], targets[batch]
+    loss = F.cross_entropy(model(x), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    loss_sum += loss.detach() * len(batch)
+    loss_sums[0] += loss.detach() * len(batch)
+    if masks is not None:
+        with torch.no_grad(), masks_from(model, masks):
+            loss_sums[1:] += torch.stack([F.cross_entropy(model(x), y), torch.ones((), device=x.device)]) * len(batch)
 
 
 class Permutations:
@@ -52,10 +71,11 @@ class Permutations:
         return self.order.copy_(self.staged, non_blocking=True)
 
 
-def eager_epoch(step, order, batch_size):
-    """Call ``step`` on each mini-batch of ``batch_size`` indices of ``order`` (the last one may be smaller)."""
-    for start in range(0, len(order), batch_size):
-        step(order[start : start + batch_size])
+def eager_epoch(step, order, batch_size, first=0):
+    """Call ``step(batch, number)`` on each mini-batch of ``batch_size`` indices of ``order`` (the last one may be
+    smaller), numbered from ``first``."""
+    for number, start in enumerate(range(0, len(order), batch_size), first):
+        step(order[start : start + batch_size], number)
 
 
 class GraphedEpoch:
@@ -68,8 +88,9 @@ class GraphedEpoch:
     the default CUDA generator, whose state the capture registers.
     """
 
-    def __init__(self, step, batch_size, graph_steps):
+    def __init__(self, step, batch_size, graph_steps, generators):
         self.step, self.batch_size, self.graph_steps = step, batch_size, graph_steps
+        self.generators = generators  # generators besides the default one that the steps draw from
         self.batches = None  # the static buffer, made from the first chunk
         self.replay = None
 
@@ -84,7 +105,7 @@ class GraphedEpoch:
             else:
                 self.batches.copy_(chunk)
                 self.replay()
-        eager_epoch(self.step, order[graphed:], self.batch_size)
+        eager_epoch(self.step, order[graphed:], self.batch_size, first=graphed // self.batch_size)
 
     def run_batches(self):
         """The steps on the static buffer's batches."""
@@ -98,9 +119,17 @@ class GraphedEpoch:
             self.run_batches()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
+        for generator in self.generators:
+            graph.register_generator_state(generator)
         with torch.cuda.graph(graph, stream=side):
             self.run_batches()
         return graph.replay
+
+
+def default_graph_steps(on_cuda, optimizer):
+    """GRAPH_STEPS on CUDA when ``$MNIST_DNN_CUDA_GRAPHS`` asks for graphs and ``optimizer``'s step can be recorded,
+    else 0: every step eager."""
+    return GRAPH_STEPS if on_cuda and cuda_graphs_requested() and is_capturable(optimizer) else 0
 
 
 def fit(model, optimizer, train, val, hp, name="model", graph_steps=None):
@@ -110,40 +139,44 @@ def fit(model, optimizer, train, val, hp, name="model", graph_steps=None):
     the same on every device) and slices ``hp.batch_size`` mini-batches from it. The epoch's loss is summed on the
     device and read once. ``val=None`` skips validation. Raises UserError if the loss diverges.
 
-    ``graph_steps``: steps per CUDA graph (see GraphedEpoch); 0 runs every step eagerly. By default GRAPH_STEPS on
-    CUDA with an optimizer whose step can be recorded (``optimizers.is_capturable``), else 0.
+    ``graph_steps``: steps per CUDA graph (see GraphedEpoch); 0 runs every step eagerly; None: default_graph_steps.
     """
     inputs, targets = train
     n = len(inputs)
     if graph_steps is None:
-        graph_steps = GRAPH_STEPS if inputs.is_cuda and is_capturable(optimizer) else 0
+        graph_steps = default_graph_steps(inputs.is_cuda, optimizer)
+    if graph_steps % AFTER_STEP_EVERY:
+        raise ValueError(f"graph_steps {graph_steps}: not a multiple of {AFTER_STEP_EVERY} (AFTER_STEP_EVERY)")
     permutations = Permutations(n, hp.seed, inputs.device)
-    loss_sum = torch.zeros((), device=inputs.device)
+    loss_sums = torch.zeros(3, device=inputs.device)  # loss before the step; after it, and its samples
+    masks = torch.Generator(inputs.device).manual_seed(hp.seed ^ AFTER_STEP_SALT)
 
-    def step(batch):
-        train_step(model, optimizer, inputs, targets, batch, loss_sum)
+    def step(batch, number):
+        sampled = number % AFTER_STEP_EVERY == 0
+        train_step(model, optimizer, inputs, targets, batch, loss_sums, masks if sampled else None)
 
     if graph_steps:
-        run_epoch = GraphedEpoch(step, hp.batch_size, graph_steps)
+        run_epoch = GraphedEpoch(step, hp.batch_size, graph_steps, [masks])
     else:
         run_epoch = functools.partial(eager_epoch, step, batch_size=hp.batch_size)
     for epoch in range(1, hp.epochs + 1):
         model.train()
-        loss_sum.zero_()
+        loss_sums.zero_()
         with warnings.catch_warnings():  # a capturable optimizer warns when it steps eagerly, as a graph's first do
             warnings.filterwarnings("ignore", "This instance was constructed with capturable=True")
             run_epoch(permutations.refill())
-        train_loss = loss_sum.item() / n
+        before, after, sampled = loss_sums.tolist()
+        train_loss, after_step = before / n, after / sampled
         if not math.isfinite(train_loss):
             raise UserError(f"{name}: training diverged in epoch {epoch} (mean train loss {train_loss})")
-        yield EpochLog(epoch, train_loss, accuracy(model, *val) if val else None)
+        yield EpochLog(epoch, train_loss, after_step, accuracy(model, *val) if val else None)
 
 
 def setup(spec, hp, opt, device):
     """Seed by ``hp`` (TrainParams), then build ``spec``'s model on ``device`` and the ``opt`` optimizer for it
     (capturable on CUDA, for ``fit``'s graphs)."""
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = hp.tf32
-    torch.manual_seed(hp.seed)  # PyTorch's generators, CPU and every CUDA device
+    torch.manual_seed(hp.seed)  # PyTorch's generators, CPU and every CUDA device: init and dropout masks
     model = spec.build().to(device)
     capturable = torch.device(device).type == "cuda"
     return model, build_optimizer(opt.name, model.parameters(), opt.lr, capturable, **opt.hyperparameters)
@@ -152,8 +185,8 @@ def setup(spec, hp, opt, device):
 def train(spec, hp, opt, train, val, log_dir=None):
     """Train a fresh model of ``spec`` (a ModelSpec) with ``hp`` and optimizer ``opt`` on the device of ``train``.
 
-    Returns the model and its list of EpochLogs. With ``log_dir``, each epoch's train loss and validation accuracy
-    are logged there with dvclive and printed.
+    Returns the model and its list of EpochLogs. With ``log_dir``, each epoch's train loss (before and after each
+    step) and validation accuracy are logged there with dvclive and printed.
     """
     model, optimizer = setup(spec, hp, opt, train[0].device)
     epochs = fit(model, optimizer, train, val, hp, spec.variant)
@@ -166,8 +199,10 @@ def train(spec, hp, opt, train, val, log_dir=None):
         for log in epochs:
             live.step = log.epoch
             live.log_metric("train/loss", log.train_loss)
+            live.log_metric("train/loss_after_step", log.train_loss_after_step)
             live.log_metric("val/accuracy", log.val_accuracy)
             live.next_step()
-            print(f"epoch {log.epoch:>3}: train loss {log.train_loss:.6f}, val accuracy {log.val_accuracy:.4f}")
+            print(f"epoch {log.epoch:>3}: train loss {log.train_loss:.6f} (after each step {log.train_loss_after_step:.6f}),"
+                  f" val accuracy {log.val_accuracy:.4f}")
             history.append(log)
     return model, history
