@@ -184,8 +184,8 @@ def sweep_html(sweep):
     return (
         f"<p>{html.escape(sweep['variant'])} trained with each keep_prob and seeds {seeds} (<code>make sweep</code>, "
         "on DVC's experiment queue); keep_prob = 1 is no dropout. Error bars: one standard deviation over the seeds; "
-        "grey dots: single runs. The queue's workers run one thread each, which sums floats in another order than "
-        "the table's runs: the same keep_prob and seed need not give the same accuracy in both.</p>\n"
+        "grey dots: single runs. The queue's workers run one thread each; with the portable numerics the thread count "
+        "does not change a bit, so the sweep's run of the table's keep_prob and seed is the table's run.</p>\n"
         f'<figure id="sweep-chart">\n{chart}</figure>\n' + table_html(sweep_shown(table))
     )
 
