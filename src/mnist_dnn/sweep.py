@@ -6,17 +6,14 @@ stage per extra seed. The results are read back from the experiments' git refs, 
 """
 
 import argparse
-import json
 import os
 import re
 import subprocess
 import time
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
-from mnist_dnn import charts, files, tables
-from mnist_dnn.config import load_params
+from mnist_dnn import charts, files, metrics, tables
+from mnist_dnn.config import load_params, parse_params
 from mnist_dnn.errors import UserError, run_stage
 from mnist_dnn.markdown import sweep_markdown
 
@@ -87,11 +84,13 @@ def collect(values, variant, seeds):
         name = experiment_name(value)
         if name not in refs:
             raise UserError(f"experiment {name} did not finish; see `dvc queue logs {name}`")
-        params = YAML(typ="safe", pure=True).load(read_at(refs[name], "params.yaml"))
+        ref = refs[name]
+        params = parse_params(read_at(ref, "params.yaml"), f"{ref}:params.yaml")
         paths = [f"metrics/eval/{variant}.json", *(f"metrics/seeds/{variant}-{seed}.json" for seed in seeds)]
-        accuracies = [json.loads(read_at(refs[name], path))["accuracy"] for path in paths]
-        records.append({"keep_prob": params["keep_prob"], "seeds": [params["train"]["seed"], *seeds],
-                        "accuracies": accuracies})
+        results = [metrics.parse_json(read_at(ref, path), metrics.TestMetrics, f"{ref}:{path}",
+                                      f"dvc queue logs {name}") for path in paths]
+        records.append({"keep_prob": params.keep_prob, "seeds": [params.train.seed, *seeds],
+                        "accuracies": [result["accuracy"] for result in results]})
     return records
 
 
