@@ -45,11 +45,13 @@ def cache_object(root):
 
 
 def corrupt(path):
-    """Flip one bit of a weight in ``path``, as a failing disk or a tampered copy would."""
+    """Flip one bit of a weight in ``path``, as a failing disk would, leaving it read-only as DVC keeps its objects
+    (DVC takes a read-only object as verified)."""
     path.chmod(0o644)
     data = bytearray(path.read_bytes())
     data[-3] ^= 0x01
     path.write_bytes(bytes(data))
+    path.chmod(0o444)
 
 
 def test_a_clean_cache_is_verified(repo):

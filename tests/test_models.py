@@ -362,8 +362,8 @@ def test_a_header_longer_than_any_models_is_refused_before_safetensors_reads_it(
     write_header_only(path, 20_000)
     monkeypatch.setattr(models, "safe_open", lambda *args, **kwargs: pytest.fail("safetensors parsed the header"))
     for read in (ModelSpec.load, models.read_numerics):
-        with pytest.raises(UserError, match=rf"^{path}: a safetensors header of [\d,]+ bytes, over the 1,048,576 "
-                                            r"allowed$"):
+        with pytest.raises(UserError, match=rf"^{path}: not a mnist_dnn model file \(a safetensors header of [\d,]+ "
+                                            r"bytes, over the 1,048,576 allowed\)$"):
             read(path)
 
 
@@ -375,7 +375,8 @@ def test_a_95_mb_file_of_1_6_million_zero_size_tensors_is_refused_within_the_cap
             "run_stage(ModelSpec.load, sys.argv[1])")
     result = run_capped(code, path)
     assert result.returncode == 2
-    assert result.stderr.startswith(f"error: {path}: a safetensors header of 9") and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: {path}: not a mnist_dnn model file (a safetensors header of 9")
+    assert result.stderr.count("\n") == 1
 
 
 def test_the_largest_model_has_a_header_well_within_the_bound(tmp_path):

@@ -447,7 +447,7 @@ def test_a_crafted_summary_cannot_point_predict_outside_models(workdir, tmp_path
     summary = [{"variant": "../../../etc/x", "reproduced_accuracy": 1.0}]
     (tmp_path / "metrics/summary.json").write_text(json.dumps(summary))
     err = expect_cli_error(capsys, "--index", "0")
-    assert "'../../../etc/x': not a variant name" in err
+    assert "0.variant: '../../../etc/x' is not a name" in err
 
 
 # ---- one input, one answer --------------------------------------------------------------------------------

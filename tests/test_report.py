@@ -476,7 +476,7 @@ HOSTILE_TABLES = {
     "confusion: a string for a digit": (
         "metrics/confusion/alpha.csv", "\n3,", "\nx,", "actual.3: Input should be a valid integer"),
     "confusion: a digit out of range": (
-        "metrics/confusion/beta.csv", "\n3,3", "\n3,12", "predicted.3: Input should be less than or equal to 9"),
+        "metrics/confusion/beta.csv", "\n3,3", "\n3,12", "predicted.23: Input should be less than or equal to 9 (got 12)"),
     "curve: a string for the loss": (
         "metrics/train/alpha/plots/metrics/train/loss.tsv", "\t1.0", "\tabc", "loss.1: Input should be a valid number"),
     "curve: not a number": (

@@ -203,7 +203,7 @@ def test_test_metrics_are_each_variants_accuracy_then_loss_in_params_order(tmp_p
     ({"accuracy": "0.9", "loss": 0.1}, "accuracy: Input should be a valid number (got '0.9')"),
     ({"accuracy": 1.5, "loss": 0.1}, "accuracy: Input should be less than or equal to 1 (got 1.5)"),
     ({"accuracy": 0.9, "loss": float("nan")}, "loss: Input should be a finite number (got nan)"),
-    ([0.9, 0.1], "(top level): Input should be a valid dictionary or instance of TestMetrics"),
+    ([0.9, 0.1], "(top level): Input should be a valid dictionary or instance of TestMetrics (got [0.9, 0.1])"),
 ])
 def test_test_metrics_of_the_wrong_shape_are_one_line_naming_the_field(tmp_path, content, expected):
     (tmp_path / "softmax.json").write_text(json.dumps(content))

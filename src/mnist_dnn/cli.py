@@ -16,7 +16,7 @@ TEST_SPLIT = Path("data/prepared/test.safetensors")
 
 def best_variant(summary_path=SUMMARY):
     """The variant with the highest reproduced accuracy in the committed summary."""
-    rows = metrics.read_summary(summary_path)
+    rows = metrics.read_json(summary_path, metrics.Ranking, "dvc repro summarize")
     return max(rows, key=lambda row: row["reproduced_accuracy"])["variant"]
 
 

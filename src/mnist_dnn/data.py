@@ -33,10 +33,12 @@ def save_split(path, images, labels):
 def load_split(path):
     """The uint8 ``(images, labels)`` saved at ``path``: N×28×28 images, N labels from 0 to 9."""
     try:
-        check_header(path)
+        check_header(path, "data split")
         tensors = load_file(path)
         images, labels = tensors["images"], tensors["labels"]
-    except (OSError, SafetensorError, KeyError, UserError) as err:
+    except UserError as err:
+        raise UserError(f"{path}: {err}; run `dvc repro prepare`") from None
+    except (OSError, SafetensorError, KeyError) as err:
         raise UserError(f"{path}: cannot load data split ({err}); run `dvc repro prepare`") from None
     if not (images.dtype == labels.dtype == torch.uint8 and images.shape[1:] == (28, 28)
             and labels.shape == images.shape[:1] and (labels.numel() == 0 or labels.max() <= 9)):

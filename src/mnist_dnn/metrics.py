@@ -46,7 +46,18 @@ class EvalMetrics(TestMetrics):
     numerics: dict[str, str | int | list[str]]
 
 
-class SummaryRow(_Record):
+class VariantAccuracy(_Record):
+    """What predict reads of a row of metrics/summary.json, to pick the best variant."""
+
+    model_config = ConfigDict(extra="ignore")
+    variant: Name
+    reproduced_accuracy: Fraction
+
+
+Ranking = Annotated[list[VariantAccuracy], Field(min_length=1)]
+
+
+class SummaryRow(VariantAccuracy):
     """A row of metrics/summary.json (summarize): a variant's accuracies, and its seed statistics when measured.
 
     Columns beyond these are shown as they are: plain values only.
@@ -54,12 +65,10 @@ class SummaryRow(_Record):
 
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, str | int | Finite | bool | None]
-    variant: Name
     architecture: str
     init: Name
     dropout: Beta
     lecture_accuracy: Fraction | None
-    reproduced_accuracy: Fraction
     difference_pp: Finite | None
     seeds: Annotated[int, Field(ge=2)] | None = None
     mean: Fraction | None = None

@@ -220,14 +220,15 @@ def check_digest(state, record):
         raise UserError("weights do not match their digest (corrupt copy; run dvc checkout --relink or dvc pull)")
 
 
-def check_header(path):
-    """A UserError if the safetensors header of ``path`` is longer than any of this project's files needs: read
-    before safetensors parses it, since its memory grows with the number of tensors the header lists."""
+def check_header(path, kind="mnist_dnn model file"):
+    """A UserError (not a ``kind``) if the safetensors header of ``path`` is longer than any of this project's files
+    needs: read before safetensors parses it, since its memory grows with the number of tensors the header lists."""
     with open(path, "rb") as f:
         prefix = f.read(8)
     length = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else 0
     if length > MAX_HEADER_BYTES:
-        raise UserError(f"a safetensors header of {length:,} bytes, over the {MAX_HEADER_BYTES:,} allowed")
+        raise UserError(f"not a {kind} (a safetensors header of {length:,} bytes, over the {MAX_HEADER_BYTES:,} "
+                        "allowed)")
 
 
 def read_numerics(path):
