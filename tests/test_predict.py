@@ -457,7 +457,7 @@ def test_a_saved_28x28_test_digit_is_the_same_input_as_the_digit_itself(tmp_path
     for i, digit in enumerate(mnist_test_digits(1000)):
         path = save(Image.fromarray(digit), tmp_path / "digit.png", "PNG")
         result = predict.to_mnist(predict.load_image(path))
-        assert torch.equal(result, torch.from_numpy(digit)), f"test digit {i}"
+        assert torch.equal(result, torch.from_numpy(digit.copy())), f"test digit {i}"
 
 
 @pytest.fixture

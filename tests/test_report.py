@@ -453,6 +453,12 @@ HOSTILE_FILES = {
         "metrics/summary.json", lambda rows: [rows[0], rows[0]], "(top level): a variant appears twice in alpha, alpha"),
     "summary: markup for a variant": (
         "metrics/summary.json", lambda rows: [dict(rows[0], variant=PAYLOAD), rows[1]], "0.variant: '<img src=x"),
+    "summary: a string for the cost distance": (
+        "metrics/summary.json", lambda rows: [dict(rows[0], cost_distance="0.1"), rows[1]],
+        "0.cost_distance: Input should be a valid number (got '0.1')"),
+    "summary: a column of another table": (
+        "metrics/summary.json", lambda rows: [dict(rows[0], seconds="fast"), rows[1]],
+        "0: seconds: not a column of the summary"),
     "summary: an object in an extra column": (
         "metrics/summary.json", lambda rows: [dict(rows[0], seed_std={"a": 1}), rows[1]], "0.seed_std.str: Input"),
     "optimizers: infinity": (

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 
 from mnist_dnn.config import Beta, Fraction, Name, NonNegative, Positive, Seed, describe
 from mnist_dnn.errors import UserError
+from mnist_dnn.tables import COLUMNS
 
 Digit = Annotated[int, Field(ge=0, le=9)]
 Count = Annotated[int, Field(ge=1)]
@@ -60,13 +61,14 @@ Ranking = Annotated[list[VariantAccuracy], Field(min_length=1)]
 class SummaryRow(VariantAccuracy):
     """A row of metrics/summary.json (summarize): a variant's accuracies, and its seed statistics when measured.
 
-    Columns beyond these are shown as they are: plain values only.
+    Columns beyond these are shown as they are: plain values only, and none that tables.COLUMNS formats.
     """
 
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, str | int | Finite | bool | None]
     architecture: str
     init: Name
+    bias_init: Name | None = None
     dropout: Beta
     lecture_accuracy: Fraction | None
     difference_pp: Finite | None
@@ -75,12 +77,18 @@ class SummaryRow(VariantAccuracy):
     std: NonNegative | None = None
     min: Fraction | None = None
     max: Fraction | None = None
+    within_noise: bool | None = None
+    cost_distance: NonNegative | None = None
+    epochs_inside: Annotated[str, Field(pattern=r"^\d+/\d+$")] | None = None
 
     @model_validator(mode="after")
     def _all_seed_statistics_or_none(self):
         statistics = [self.seeds, self.mean, self.std, self.min, self.max]
         if any(value is None for value in statistics) and any(value is not None for value in statistics):
             raise ValueError("seeds, mean, std, min and max go together: all of them or none")
+        formatted = sorted(set(self.__pydantic_extra__) & set(COLUMNS))
+        if formatted:
+            raise ValueError(f"{formatted[0]}: not a column of the summary")
         return self
 
 
