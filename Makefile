@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Relative, so that each stage imports the mnist_dnn of the copy it runs in: a DVC experiment runs in a copy of the
+# repository, and the editable install would otherwise give it the workspace's code.
+export PYTHONPATH := src$(if $(PYTHONPATH),:$(PYTHONPATH))
 export DVC_NO_ANALYTICS := 1
 
 .PHONY: install repro verify check test docs browser bench bench-numerics bench-gpu seed-noise sweep

@@ -15,7 +15,8 @@ def main(args):
     results, curves = {}, {}
     for name in study.optimizers:
         stage = f"optimizers@{name}"
-        results[name] = outputs.read_json(Path(args.results, f"{name}.json"), stage)
+        path = Path(args.results, f"{name}.json")
+        results[name] = outputs.read_json(path, outputs.OptimizerResult, f"dvc repro {stage}")
         curves[name] = outputs.read_curve(Path(args.results, name), "val/accuracy", stage)
     table = tables.optimizer_table(study, results, {name: curve["accuracy"].tolist() for name, curve in curves.items()})
     plot = pd.concat(

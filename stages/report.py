@@ -22,7 +22,7 @@ def main(args):
         after_step[name] = after.rename(columns={"loss_after_step": "loss"})
         accuracy[name] = outputs.read_curve(log_dir, "val/accuracy", stage)
         path = Path(args.confusion, f"{name}.csv")
-        pairs = confusion[name] = outputs.read_table(path, ["actual", "predicted"], f"evaluate@{name}")
+        pairs = confusion[name] = outputs.read_confusion(path, f"evaluate@{name}")
         if len(pairs) != len(images):
             raise UserError(f"{path}: {len(pairs)} rows for {len(images)} test images; run `dvc repro evaluate@{name}`")
     batch = slice(0, params.train.batch_size)  # the graphs' batch: the first test images
@@ -35,8 +35,8 @@ def main(args):
         lecture_curves=(after_step, {name: params.lecture_cost[name] for name in loss if name in params.lecture_cost}),
         graphs=(autograd_graph.lecture_graph(), graphs),
         optimizers=(
-            outputs.read_json(args.optimizers, "compare_optimizers"),
-            outputs.read_table(args.optimizer_curves, ["epoch", "val_accuracy", "optimizer"], "compare_optimizers"),
+            outputs.read_optimizers(args.optimizers),
+            outputs.read_optimizer_curves(args.optimizer_curves),
             params.optimizer_study,
         ),
     )

@@ -1,12 +1,16 @@
+import inspect
 import io
+import os
+from pathlib import Path
 
 import pytest
 import torch
 from ruamel.yaml import YAML
 
 from helpers import DELETE, REPO, VARIANTS, set_key
-from mnist_dnn.config import MAX_YAML_NODES, load_params, quote
+from mnist_dnn.config import HYPERPARAMETERS, IMPLEMENTATION_SWITCHES, MAX_YAML_NODES, load_params, quote
 from mnist_dnn.errors import UserError
+from mnist_dnn.optimizers import OPTIMIZERS
 
 PARAMS = REPO / "params.yaml"
 
@@ -63,15 +67,55 @@ def test_bad_value_is_one_line_user_error_naming_key(tmp_path, key, value):
     assert key in message
 
 
-@pytest.mark.parametrize(
-    "key, value, expected",
-    [("momentum", 0.9, "unexpected keyword argument 'momentum'"), ("betas", [0.9, 1.5], "Invalid beta parameter")],
-)
-def test_hyperparameters_are_checked_by_the_optimizer_class_itself(tmp_path, key, value, expected):
+@pytest.mark.parametrize("optimizer, key, value, expected", [
+    ("adam", "momentum", 0.9, "momentum: Extra inputs are not permitted (got 0.9)"),
+    ("adam", "betas", [0.9, 1.5], "betas.1: Input should be less than 1 (got 1.5)"),
+    ("adam", "betas", {"a": 0.9, "b": 0.99}, "betas: Input should be a valid list (got {'a': 0.9, 'b': 0.99})"),
+    ("adam", "betas", 0.9, "betas: Input should be a valid list (got 0.9)"),
+    ("adam", "betas", [0.9], "betas: List should have at least 2 items after validation, not 1 (got [0.9])"),
+    ("adam", "betas", [0.9, 0.99, 0.999], "betas: List should have at most 2 items after validation, not 3 (got [0.9, 0.99, 0.999])"),
+    ("adam", "betas", ["0.9", 0.99], "betas.0: Input should be a valid number (got '0.9')"),
+    ("adam", "eps", float("inf"), "eps: Input should be a finite number (got inf)"),
+    ("adam", "eps", float("nan"), "eps: Input should be a finite number (got nan)"),
+    ("adam", "amsgrad", "yes", "amsgrad: Input should be a valid boolean (got 'yes')"),
+    ("adam", "weight_decay", True, "weight_decay: Input should be a valid number (got True)"),
+    ("sgd", "dampening", "0.1", "dampening: Input should be a valid number (got '0.1')"),
+    ("sgd", "dampening", 2, "dampening: Input should be less than or equal to 1 (got 2)"),
+    ("sgd", "maximize", "false", "maximize: Input should be a valid boolean (got 'false')"),
+    ("sgd", "nesterov", 1, "nesterov: Input should be a valid boolean (got 1)"),
+    ("sgd", "momentum", None, "momentum: Input should be a valid number (got None)"),
+    ("rmsprop", "centered", [True], "centered: Input should be a valid boolean (got [True])"),
+    ("ftrl", "lr_power", 0.5, "lr_power: Input should be less than or equal to 0 (got 0.5)"),
+    ("adagrad_da", "l1", -1, "l1: Input should be greater than or equal to 0 (got -1)"),
+])
+def test_each_hyperparameter_is_checked_by_the_table(tmp_path, optimizer, key, value, expected):
     raw = real_params()
-    raw["optimizer"][key] = value
-    with pytest.raises(UserError, match=rf"^[^\n]*params.yaml: optimizer: adam: .*{expected}"):
+    raw["optimizer"] = {"name": optimizer, "lr": 0.01, key: value}
+    with pytest.raises(UserError) as info:
         load_params(write_params(tmp_path / "params.yaml", raw))
+    assert str(info.value) == f"{tmp_path / 'params.yaml'}: optimizer: {optimizer}: {expected}"
+
+
+def test_the_class_still_checks_what_the_table_lets_through(tmp_path):
+    raw = real_params()
+    raw["optimizer"] = {"name": "adadelta", "lr": 0.01, "rho": 1.0, "eps": 0.0}  # both in range; torch agrees
+    assert load_params(write_params(tmp_path / "params.yaml", raw)).optimizer.hyperparameters == {"rho": 1.0, "eps": 0.0}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_the_table_names_every_hyperparameter_of_each_optimizer_and_no_other(name):
+    accepted = set(inspect.signature(OPTIMIZERS[name]).parameters) - {"params", "lr", *IMPLEMENTATION_SWITCHES}
+    assert set(HYPERPARAMETERS[name]) == accepted
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_every_default_value_passes_the_table(tmp_path, name):
+    defaults = {key: p.default for key, p in inspect.signature(OPTIMIZERS[name]).parameters.items()
+                if key in HYPERPARAMETERS[name]}
+    raw = real_params()
+    raw["optimizer"] = {"name": name, "lr": 0.01, **{k: list(v) if isinstance(v, tuple) else v
+                                                     for k, v in defaults.items()}}
+    load_params(write_params(tmp_path / "params.yaml", raw))
 
 
 def test_extra_optimizer_hyperparameters_reach_the_optimizer(tmp_path):
@@ -281,3 +325,67 @@ def test_a_model_too_large_to_build_is_refused_at_validation(tmp_path, run_cappe
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: params.yaml: {expected}") and result.stderr.count("\n") == 1
 
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("optimizer.lr", float("inf"), "optimizer.lr: Input should be a finite number (got inf)"),
+    ("train.tf32", "no", "train.tf32: Input should be a valid boolean (got 'no')"),
+    ("lecture_accuracy.dnn", 97.42, "lecture_accuracy.dnn: Input should be less than or equal to 1 (got 97.42)"),
+    ("lecture_accuracy.dnn", float("nan"), "lecture_accuracy.dnn: Input should be a finite number (got nan)"),
+    ("optimizer_study.target_accuracy", float("nan"), "optimizer_study.target_accuracy: Input should be a finite"),
+    ("variants.dnn.dropout", "yes", "variants.dnn.dropout: Input should be a valid boolean (got 'yes')"),
+    ("variants.dnn.hidden", [512.0], "variants.dnn.hidden.0: Input should be a valid integer (got 512.0)"),
+    ("data.val_size", True, "data.val_size: Input should be a valid integer (got True)"),
+])
+def test_a_value_at_any_depth_is_checked(tmp_path, key, value, expected):
+    raw = real_params()
+    set_key(raw, key, value)
+    with pytest.raises(UserError) as info:
+        load_params(write_params(tmp_path / "params.yaml", raw))
+    assert str(info.value).startswith(f"{tmp_path / 'params.yaml'}: {expected}")
+
+
+@pytest.mark.parametrize("keep_prob", [1e-17, 5e-324])
+def test_a_keep_prob_whose_dropout_rounds_to_1_is_refused_in_the_range_checks_words(tmp_path, keep_prob):
+    raw = real_params()
+    raw["keep_prob"] = keep_prob
+    with pytest.raises(UserError) as info:
+        load_params(write_params(tmp_path / "params.yaml", raw))
+    assert str(info.value) == (f"{tmp_path / 'params.yaml'}: keep_prob: Input should be greater than 0 "
+                               f"(got {keep_prob!r}, and 1 - keep_prob rounds to 1)")
+
+
+def test_the_smallest_keep_prob_whose_dropout_is_below_1_is_accepted(tmp_path):
+    raw = real_params()
+    raw["keep_prob"] = 2.0**-53
+    assert load_params(write_params(tmp_path / "params.yaml", raw)).model_spec("dnn_dropout").dropout_p < 1
+
+
+@pytest.mark.parametrize("content", [b"train:\n  epochs: \xff\n", "\ufefftrain: [".encode("utf-16")],
+                         ids=["latin-1 byte", "utf-16"])
+def test_a_params_file_that_is_not_utf8_is_one_line(tmp_path, content):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=rf"^{path}: cannot read: 'utf-8' codec can't decode byte 0x\w\w in position"):
+        load_params(path)
+
+
+def test_a_params_file_that_is_a_fifo_or_a_device_is_refused_without_reading_it(tmp_path):
+    fifo = tmp_path / "params.yaml"
+    os.mkfifo(fifo)  # reading it would block for ever
+    with pytest.raises(UserError, match=rf"^{fifo}: not a regular file$"):
+        load_params(fifo)
+    device = tmp_path / "zero.yaml"
+    device.symlink_to("/dev/zero")  # reading it would never end
+    with pytest.raises(UserError, match=rf"^{device}: not a regular file$"):
+        load_params(device)
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "a:\n" + "".join(" " * i + "- \n" for i in range(1, 3000))],
+                         ids=["flow", "block"])
+def test_yaml_nested_too_deeply_is_one_line(tmp_path, run_capped, text):
+    (tmp_path / "params.yaml").write_text(text)
+    code = "from mnist_dnn.config import load_params; from mnist_dnn.stage import run_stage; run_stage(load_params)"
+    result = run_capped(code)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: params.yaml: ") and result.stderr.count("\n") == 1

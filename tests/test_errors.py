@@ -175,16 +175,18 @@ time.sleep(600)
 """
 
 
+@pytest.mark.parametrize("nohup", [[], ["nohup"]], ids=["", "under_nohup"])
 @pytest.mark.parametrize("shell", ["", "/bin/dash"], ids=["direct", "through_dash"])
-def test_a_stage_exits_when_the_process_that_started_it_dies(tmp_path, tmp_path_factory, shell):
+def test_a_stage_exits_when_the_process_that_started_it_dies(tmp_path, tmp_path_factory, shell, nohup):
     """As `kill -9 <dvc pid>` during `dvc repro`: the stage must not go on to write outputs dvc.lock never records.
 
-    dvc runs a stage as ``$SHELL -c <cmd>``: bash replaces itself with the command, dash stays in between.
+    dvc runs a stage as ``$SHELL -c <cmd>``: bash replaces itself with the command, dash stays in between. Under
+    `nohup dvc repro` dvc and its stages all ignore SIGHUP: still not a stage the user detached.
     """
     stage_script = tmp_path_factory.mktemp("stage") / "stage.py"
     stage_script.write_text(STAGE)
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(stage_script), shell], cwd=tmp_path, text=True,
-                              stdout=subprocess.PIPE)
+    parent = subprocess.Popen([*nohup, sys.executable, "-c", PARENT, str(stage_script), shell], cwd=tmp_path,
+                              text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL if nohup else None)
     started = int(read_line(parent.stdout))
     try:
         assert read_line(parent.stdout) == "ready\n"  # the stage shares its parent's stdout
@@ -224,3 +226,30 @@ def is_running(pid):
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+DETACHER = """
+import subprocess, sys
+stage = subprocess.Popen([*sys.argv[2:], sys.executable, sys.argv[1], "out.txt", "3"], stdout=subprocess.PIPE,
+                         text=True)
+print(stage.pid, flush=True)
+print(stage.stdout.readline(), end="", flush=True)  # the stage's "ready": its watchdog is set up, or not
+"""
+
+
+@pytest.mark.parametrize("detach", [["nohup"], ["setsid"], ["nohup", "/bin/dash", "-c", '"$0" "$@"']],
+                         ids=["nohup", "setsid", "nohup_dash"])
+def test_a_stage_detached_from_its_shell_outlives_it(tmp_path, tmp_path_factory, detach):
+    """As `nohup bash -c "python stages/train.py …" &` (or setsid), then the shell exits: the stage goes on."""
+    stage_script = tmp_path_factory.mktemp("stage") / "stage.py"
+    stage_script.write_text(STAGE)
+    shell = subprocess.run([sys.executable, "-c", DETACHER, str(stage_script), *detach], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=TIME_CAP)
+    pid, ready = shell.stdout.splitlines()
+    assert ready == "ready", shell.stderr  # and the shell that started it has exited
+    deadline = time.monotonic() + TIME_CAP
+    while is_running(int(pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (tmp_path / "out.txt").read_text() == "done\n"
+
+

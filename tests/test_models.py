@@ -1,14 +1,17 @@
 import json
 import math
+import struct
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from torch import nn
 
+from mnist_dnn import models
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import METADATA_KEY, SPEC_ONLY_KEY, Dropout, ModelSpec, read_numerics
+from mnist_dnn.models import METADATA_KEY, SPEC_ONLY_KEY, Dropout, ModelSpec, read_numerics, tensor_digest
 
 PARAMS = load_params(Path(__file__).parents[1] / "params.yaml")
 
@@ -287,3 +290,99 @@ def test_non_finite_weights_are_refused(tmp_path, bad):
 def test_a_spec_over_the_parameter_limit_cannot_be_made():
     with pytest.raises(ValueError, match="over the 50,000,000 allowed"):
         ModelSpec(variant="v", hidden=(100_000_000,), init="normal")
+
+
+# ---- the digest of the weights: a corrupt copy is refused, not served ---------------------------------------
+
+
+def flip_a_bit(path, offset_from_end=5):
+    """Flip one bit of a weight: the last bytes of a safetensors file are tensor data."""
+    data = bytearray(path.read_bytes())
+    data[-offset_from_end] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def test_a_saved_model_carries_the_digest_of_its_weights(tmp_path):
+    path = tmp_path / "m.safetensors"
+    model = SMALL.build()
+    SMALL.save(model, path)
+    with safe_open(path, framework="pt") as f:
+        digest = json.loads(f.metadata()[METADATA_KEY])["sha256"]
+    assert digest == tensor_digest(model.state_dict()) and len(digest) == 64
+
+
+def test_one_flipped_bit_in_the_weights_is_refused_as_a_corrupt_copy(tmp_path):
+    path = tmp_path / "m.safetensors"
+    SMALL.save(SMALL.build(), path)
+    ModelSpec.load(path)
+    flip_a_bit(path)
+    with pytest.raises(UserError) as info:
+        ModelSpec.load(path)
+    assert str(info.value) == (f"{path}: weights do not match their digest (corrupt copy; run dvc checkout --relink "
+                               "or dvc pull)")
+
+
+def test_the_digest_covers_each_tensors_name_shape_and_bytes():
+    state = SMALL.build().state_dict()
+    digest = tensor_digest(state)
+    swapped = dict(state) | {"0.bias": state["0.bias"].flip(0)}
+    renamed = {("x" + name if name == "0.bias" else name): t for name, t in state.items()}
+    reshaped = dict(state) | {"0.weight": state["0.weight"].reshape(784, 8)}
+    assert len({digest, tensor_digest(swapped), tensor_digest(renamed), tensor_digest(reshaped)}) == 4
+    assert tensor_digest(dict(reversed(state.items()))) == digest  # the order of the dict does not count
+
+
+def test_a_model_file_written_before_digests_still_loads(tmp_path):
+    model = SMALL.build()
+    path = tmp_path / "old.safetensors"
+    write_model_file(path, model.state_dict(), '{"variant": "v", "hidden": [8], "init": "normal"}')
+    loaded, spec = ModelSpec.load(path)
+    assert spec == SMALL and torch.equal(loaded[0].weight, model[0].weight)
+
+
+# ---- memory: however many tensors a header lists ------------------------------------------------------------
+
+
+def write_header_only(path, entries):
+    """A safetensors file of ``entries`` zero-size F32 tensors, as a tampered remote may serve: written as a stream,
+    the length of its header last."""
+    with open(path, "wb") as f:
+        f.write(bytes(8))
+        f.write(b'{"__metadata__":' + json.dumps({SPEC_ONLY_KEY: SMALL.model_dump_json()}).encode())
+        for i in range(entries):
+            f.write(b',"t%d":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}' % i)
+        f.write(b"}")
+        length = f.tell() - 8
+        f.seek(0)
+        f.write(struct.pack("<Q", length))
+
+
+def test_a_header_longer_than_any_models_is_refused_before_safetensors_reads_it(tmp_path, monkeypatch):
+    path = tmp_path / "m.safetensors"
+    write_header_only(path, 20_000)
+    monkeypatch.setattr(models, "safe_open", lambda *args, **kwargs: pytest.fail("safetensors parsed the header"))
+    for read in (ModelSpec.load, models.read_numerics):
+        with pytest.raises(UserError, match=rf"^{path}: not a mnist_dnn model file \(a safetensors header of [\d,]+ "
+                                            r"bytes, over the 1,048,576 allowed\)$"):
+            read(path)
+
+
+def test_a_95_mb_file_of_1_6_million_zero_size_tensors_is_refused_within_the_caps(tmp_path, run_capped):
+    path = tmp_path / "many.safetensors"
+    write_header_only(path, 1_600_000)
+    assert path.stat().st_size > 90_000_000
+    code = ("import sys; from mnist_dnn.models import ModelSpec; from mnist_dnn.stage import run_stage; "
+            "run_stage(ModelSpec.load, sys.argv[1])")
+    result = run_capped(code, path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {path}: not a mnist_dnn model file (a safetensors header of 9")
+    assert result.stderr.count("\n") == 1
+
+
+def test_the_largest_model_has_a_header_well_within_the_bound(tmp_path):
+    spec = ModelSpec(variant="v" * 64, hidden=(1,) * models.MAX_LAYERS, init="xavier_uniform", dropout_p=0.5)
+    path = tmp_path / "deep.safetensors"
+    spec.save(spec.build(), path, numerics={"k" * 100: "v" * 3000})
+    header = struct.unpack("<Q", path.read_bytes()[:8])[0]
+    assert header < models.MAX_HEADER_BYTES / 50
+    assert ModelSpec.load(path)[1] == spec

@@ -27,4 +27,6 @@ def test_each_file_named_is_in_the_command_of_the_stage_that_writes_it(tmp_path)
     read_by_evaluate = {paths.model_file("dnn"), paths.eval_file("dnn"), paths.TEST_SPLIT}
     assert {path.as_posix() for path in read_by_evaluate} <= set(stage_argv("evaluate@dnn", tmp_path))
     assert paths.seed_file("dnn", 1).as_posix() in stage_argv("seed@dnn-1", tmp_path)
-    assert paths.SUMMARY.as_posix() in stage_argv("summarize", tmp_path)
+    assert {paths.SUMMARY.as_posix(), paths.TEST_METRICS.as_posix(), paths.NUMERICS.as_posix()} <= set(
+        stage_argv("summarize", tmp_path))
+    assert paths.SEED_NOISE.as_posix() in stage_argv("report", tmp_path)

@@ -447,4 +447,93 @@ def test_a_crafted_summary_cannot_point_predict_outside_models(workdir, tmp_path
     summary = [{"variant": "../../../etc/x", "reproduced_accuracy": 1.0}]
     (tmp_path / "metrics/summary.json").write_text(json.dumps(summary))
     err = expect_cli_error(capsys, "--index", "0")
-    assert "'../../../etc/x': not a variant name" in err
+    assert "0.variant: '../../../etc/x' is not a name" in err
+
+
+# ---- one input, one answer --------------------------------------------------------------------------------
+
+
+def test_a_saved_28x28_test_digit_is_the_same_input_as_the_digit_itself(tmp_path):
+    for i, digit in enumerate(mnist_test_digits(1000)):
+        path = save(Image.fromarray(digit), tmp_path / "digit.png", "PNG")
+        result = predict.to_mnist(predict.load_image(path))
+        assert torch.equal(result, torch.from_numpy(digit.copy())), f"test digit {i}"
+
+
+@pytest.fixture
+def real_digits(tmp_path, monkeypatch, model_file):
+    """A working directory whose test split is the first 20 MNIST test digits; their labels are made up."""
+    monkeypatch.chdir(tmp_path)
+    digits = mnist_test_digits(20)
+    (tmp_path / "data/prepared").mkdir(parents=True)
+    save_split(tmp_path / "data/prepared/test.safetensors", torch.from_numpy(digits.copy()),
+               torch.zeros(len(digits), dtype=torch.uint8))
+    return digits
+
+
+def test_predict_image_of_a_saved_test_digit_answers_as_predict_index(real_digits, model_file, tmp_path, capsys):
+    for i in (0, 7, 19):
+        path = save(Image.fromarray(real_digits[i]), tmp_path / f"test-{i}.png", "PNG")
+        by_image = predict_json(capsys, "--model", str(model_file[1]), "--image", str(path))
+        by_index = predict_json(capsys, "--model", str(model_file[1]), "--index", str(i))
+        assert by_image["top3"] == by_index["top3"] and by_image["image"] == by_index["image"]
+
+
+def exif_rotated(image, orientation):
+    """``image`` stored turned so that EXIF ``orientation`` (6: turn 90° clockwise, 8: counter-clockwise, 3: 180°)
+    shows it upright, and that tag."""
+    stored = image.transpose({6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270,
+                              3: Image.Transpose.ROTATE_180}[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return stored, exif
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_exif_orientation_is_applied(tmp_path, orientation, fmt):
+    upright = black_ink_on_white(mnist_test_digits(8)[7]).resize((140, 140), Image.Resampling.NEAREST)  # a 9
+    stored, exif = exif_rotated(upright, orientation)
+    path = tmp_path / f"phone.{fmt.lower()}"
+    stored.save(path, fmt, exif=exif)
+    expected = predict.to_mnist(upright).int()
+    assert (predict.to_mnist(Image.open(path).convert("L")).int() - expected).abs().max() > 100  # really turned
+    assert (predict.to_mnist(predict.load_image(path)).int() - expected).abs().max() <= (1 if fmt == "PNG" else 60)
+
+
+@pytest.mark.parametrize("orientation", [0, 9, 65535])
+def test_an_exif_orientation_out_of_range_is_ignored(tmp_path, orientation):
+    image = black_ink_on_white(mnist_test_digits(1)[0])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "odd.png"
+    image.save(path, "PNG", exif=exif)
+    assert torch.equal(predict.to_mnist(predict.load_image(path)), predict.to_mnist(image))
+
+
+@pytest.mark.parametrize("option", ["--image", "--model", "--variant"])
+def test_an_empty_option_value_is_refused(workdir, capsys, option):
+    err = expect_cli_error(capsys, option, "")
+    assert err == f"error: {option}: an empty value names nothing\n"
+
+
+def test_a_missing_image_file_is_refused(workdir, capsys, tmp_path):
+    err = expect_cli_error(capsys, "--image", str(tmp_path / "nowhere.png"))
+    assert err == f"error: {tmp_path / 'nowhere.png'}: not a regular file\n"
+
+
+def test_a_model_of_another_variant_than_variant_says_is_refused(workdir, capsys, model_file):
+    err = expect_cli_error(capsys, "--variant", "softmax", "--model", str(model_file[1]), "--index", "0")
+    assert err == f"error: {model_file[1]}: holds tiny, not 'softmax' as --variant says\n"
+    assert predict_json(capsys, "--variant", "tiny", "--model", str(model_file[1]), "--index", "0")["variant"] == "tiny"
+
+
+@pytest.mark.parametrize("json_output", [True, False], ids=["json", "text"])
+def test_finite_weights_whose_outputs_overflow_are_one_line(workdir, capsys, tmp_path, json_output):
+    model = SPEC.build()
+    with torch.no_grad():
+        model[0].weight.fill_(3e38)  # finite, but a sum of 784 of them is not
+    path = tmp_path / "models/huge.safetensors"
+    SPEC.save(model, path)
+    err = expect_cli_error(capsys, "--model", str(path), "--index", "1", *(["--json"] if json_output else []))
+    assert err == "error: the model's outputs overflow float32 (its weights are finite but too large)\n"

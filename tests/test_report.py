@@ -1,6 +1,7 @@
 """The HTML report from tiny made-up inputs: its content, the stage, and the page as headless Chromium shows it."""
 
 import base64
+import html
 import json
 import os
 import re
@@ -16,14 +17,16 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from dvclive import Live
 from helpers import REPO, edit_yaml, run_stage
-from mnist_dnn import autograd_graph, data
+from mnist_dnn import autograd_graph, charts, data
 from mnist_dnn.config import load_params
 from mnist_dnn.html_report import (
     build_report, confusion_html, gallery_html, graphs_html, optimizers_html, seed_noise_html, summary_html,
     sweep_html,
 )
 from mnist_dnn.models import ModelSpec
+from mnist_dnn.tables import sweep_points, sweep_table
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHROMIUM_ARGS = [
@@ -373,3 +376,114 @@ def test_report_in_headless_chromium(browser, inputs, sections, tmp_path):
     assert screenshot.stat().st_size > 10_000
     if os.environ.get("REPORT_SCREENSHOT"):
         shutil.copy(screenshot, os.environ["REPORT_SCREENSHOT"])
+
+
+# ---- untrusted inputs: escaped on the page, plain text in the charts, refused when malformed --------------------
+
+PAYLOAD = "<img src=x onerror=alert(1)>"
+
+
+def test_every_string_reaches_the_page_escaped(inputs, sections):
+    rows, loss, accuracy, confusion, images = inputs
+    rows = [dict(row, architecture=PAYLOAD, **{PAYLOAD: PAYLOAD}) for row in rows]
+    sweep = dict(SWEEP, runs=[dict(run, seeds=[PAYLOAD, 1]) for run in SWEEP["runs"]])
+    optimizers = ([dict(row, hyperparameters=PAYLOAD) for row in OPTIMIZERS], *sections["optimizers"][1:])
+    page = build_report(rows, loss, accuracy, confusion, images, **dict(sections, sweep=sweep, optimizers=optimizers))
+    assert PAYLOAD not in page and "<img src=x" not in page
+    assert page.count(html.escape(PAYLOAD)) >= 2 * len(rows) + len(OPTIMIZERS) + 1
+
+
+@pytest.mark.parametrize("chart", ["line", "error_bar"])
+def test_chart_text_is_plain_text_never_mathtext(chart):
+    names = ["$x^2$", r"$\nope{$", "a$b"]  # mathtext would render the first as math and raise on the second
+    if chart == "line":
+        curves = {name: pd.DataFrame({"step": [1, 2], "loss": [1.0, 0.5]}) for name in names}
+        svg = charts.line_chart(curves, "step", "loss", names[1], names[0], names[2])
+    else:
+        svg = charts.error_bar_chart(sweep_table(SWEEP["runs"]), sweep_points(SWEEP["runs"]), r"$\nope{$ $x^2$")
+        names = [r"$\nope{$ $x^2$"]
+    texts = [html.unescape(text) for text in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+    assert all(name in texts for name in names), texts
+
+
+def edit_json(path, change):
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+
+def edit_text(path, old, new):
+    path.write_text(path.read_text().replace(old, new, 1))
+
+
+def seeds_as(value):
+    return lambda rows: [dict(row, seeds=value) for row in rows]
+
+
+HOSTILE_FILES = {
+    "seed noise: markup for seeds": (
+        "metrics/seed_noise.json", seeds_as(PAYLOAD), f"0.seeds: Input should be a valid integer (got '{PAYLOAD}')"),
+    "seed noise: half the statistics": (
+        "metrics/seed_noise.json", lambda rows: [{k: v for k, v in row.items() if k != "mean"} for row in rows],
+        "0: seeds, mean, std, min and max go together: all of them or none"),
+    "sweep: markup for seeds": (
+        "metrics/sweeps/keep_prob.json", lambda s: dict(s, runs=[dict(r, seeds=[PAYLOAD, 1]) for r in s["runs"]]),
+        f"runs.0.seeds.0: Input should be a valid integer (got '{PAYLOAD}')"),
+    "sweep: mathtext for the variant": (
+        "metrics/sweeps/keep_prob.json", lambda s: dict(s, variant="$x$"), "variant: '$x$' is not a name"),
+    "sweep: an accuracy short": (
+        "metrics/sweeps/keep_prob.json", lambda s: dict(s, runs=[dict(r, accuracies=[0.9]) for r in s["runs"]]),
+        "runs.0: 2 seeds but 1 accuracies"),
+    "summary: a string for a number": (
+        "metrics/summary.json", lambda rows: [dict(rows[0], reproduced_accuracy="0.9"), rows[1]],
+        "0.reproduced_accuracy: Input should be a valid number (got '0.9')"),
+    "summary: a variant twice": (
+        "metrics/summary.json", lambda rows: [rows[0], rows[0]], "(top level): a variant appears twice in alpha, alpha"),
+    "summary: markup for a variant": (
+        "metrics/summary.json", lambda rows: [dict(rows[0], variant=PAYLOAD), rows[1]], "0.variant: '<img src=x"),
+    "summary: a string for the cost distance": (
+        "metrics/summary.json", lambda rows: [dict(rows[0], cost_distance="0.1"), rows[1]],
+        "0.cost_distance: Input should be a valid number (got '0.1')"),
+    "summary: a column of another table": (
+        "metrics/summary.json", lambda rows: [dict(rows[0], test_accuracy="fast"), rows[1]],
+        "0: test_accuracy: not a column of the summary"),
+    "summary: an object in an extra column": (
+        "metrics/summary.json", lambda rows: [dict(rows[0], seed_std={"a": 1}), rows[1]], "0.seed_std.str: Input"),
+    "optimizers: infinity": (
+        "metrics/optimizers.json", lambda rows: [dict(rows[0], final_train_loss=float("inf")), rows[1]],
+        "0.final_train_loss: Input should be a finite number (got inf)"),
+    "optimizers: no rows": ("metrics/optimizers.json", lambda rows: {}, "(top level): Input should be a valid list"),
+}
+
+
+@pytest.mark.parametrize("name, change, expected", HOSTILE_FILES.values(), ids=HOSTILE_FILES.keys())
+def test_a_malformed_json_input_is_one_line_naming_file_and_field(workspace, monkeypatch, capsys, name, change,
+                                                                  expected):
+    edit_json(workspace / name, change)
+    assert run_stage(monkeypatch, workspace, "report") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {name}: {expected}") and err.count("\n") == 1, err
+    assert not (workspace / "metrics/report.html").exists()
+
+
+HOSTILE_TABLES = {
+    "confusion: a string for a digit": (
+        "metrics/confusion/alpha.csv", "\n3,", "\nx,", "actual.3: Input should be a valid integer"),
+    "confusion: a digit out of range": (
+        "metrics/confusion/beta.csv", "\n3,3", "\n3,12", "predicted.23: Input should be less than or equal to 9 (got 12)"),
+    "curve: a string for the loss": (
+        "metrics/train/alpha/plots/metrics/train/loss.tsv", "\t1.0", "\tabc", "loss.1: Input should be a valid number"),
+    "curve: not a number": (
+        "metrics/train/beta/plots/metrics/val/accuracy.tsv", "\t0.8", "\tnan", "accuracy.1: Input should be a finite"),
+    "optimizer curves: markup for a name": (
+        "metrics/optimizers_val_accuracy.csv", ",adam\n", f",{PAYLOAD}\n", f"optimizer.0: '{PAYLOAD}' is not a name"),
+}
+
+
+@pytest.mark.parametrize("name, old, new, expected", HOSTILE_TABLES.values(), ids=HOSTILE_TABLES.keys())
+def test_a_malformed_table_is_one_line_naming_file_and_column(workspace, monkeypatch, capsys, name, old, new,
+                                                              expected):
+    assert old in (workspace / name).read_text()
+    edit_text(workspace / name, old, new)
+    assert run_stage(monkeypatch, workspace, "report") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {name}: {expected}") and err.count("\n") == 1, err
+    assert not (workspace / "metrics/report.html").exists()

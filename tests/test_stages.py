@@ -101,3 +101,18 @@ def test_corrupt_prepared_data_stops_training(workspace, run_stage, split):
     assert result.stderr.startswith(f"error: data/prepared/{split}.safetensors: cannot load data split")
     assert result.stderr.count("\n") == 1
     assert written(workspace) == []
+
+
+@pytest.mark.parametrize("images, labels", [
+    (torch.zeros(10, 5, 5, dtype=torch.uint8), torch.zeros(10, dtype=torch.uint8)),
+    (torch.zeros(10, 28, 28, dtype=torch.uint8), torch.full((10,), 12, dtype=torch.uint8)),
+    (torch.zeros(10, 28, 28, dtype=torch.uint8), torch.zeros(9, dtype=torch.uint8)),
+    (torch.zeros(10, 28, 28), torch.zeros(10, dtype=torch.uint8)),
+], ids=["5x5", "label_12", "a_label_short", "float_images"])
+def test_a_data_split_of_the_wrong_shape_stops_training(workspace, run_stage, images, labels):
+    data.save_split(workspace / "data/prepared/val.safetensors", images, labels)
+    result = run_stage("train", "softmax")
+    assert result.returncode == 2
+    assert result.stderr == ("error: data/prepared/val.safetensors: not a data split (uint8 images N×28×28, N "
+                             "labels 0–9); run `dvc repro prepare`\n")
+    assert written(workspace) == []

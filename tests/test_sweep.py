@@ -29,7 +29,8 @@ def repo(tmp_path, monkeypatch):
         (tmp_path / "metrics/seeds").mkdir(parents=True, exist_ok=True)
         (tmp_path / "metrics/eval/dnn_dropout.json").write_text(json.dumps({"accuracy": main, "loss": 0.1}))
         for seed, accuracy in zip([1, 2], seeds):
-            (tmp_path / f"metrics/seeds/dnn_dropout-{seed}.json").write_text(json.dumps({"accuracy": accuracy}))
+            (tmp_path / f"metrics/seeds/dnn_dropout-{seed}.json").write_text(json.dumps({"accuracy": accuracy,
+                                                                                        "loss": 0.1}))
         git("add", "-A", cwd=tmp_path)
         git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"keep_prob {keep_prob}", cwd=tmp_path)
         ref = f"refs/exps/ab/cdef/{sweep.experiment_name(keep_prob)}"
@@ -51,6 +52,22 @@ def test_collect_reads_each_points_accuracies_from_its_experiment(repo):
 def test_collect_names_an_experiment_that_did_not_finish(repo):
     with pytest.raises(UserError, match=r"sweep-keep_prob-0.7 did not finish; see `dvc queue logs sweep-keep_prob-0.7"):
         sweep.collect([0.5, 0.7], "dnn_dropout", [1, 2])
+
+
+@pytest.mark.parametrize("path, content, expected", [
+    ("metrics/eval/dnn_dropout.json", {"accuracy": "<b>1</b>", "loss": 0.1},
+     "metrics/eval/dnn_dropout.json: accuracy: Input should be a valid number (got '<b>1</b>')"),
+    ("metrics/seeds/dnn_dropout-2.json", {"accuracy": float("inf"), "loss": 0.1},
+     "metrics/seeds/dnn_dropout-2.json: accuracy: Input should be a finite number (got inf)"),
+])
+def test_collect_refuses_an_experiments_file_of_the_wrong_shape(repo, path, content, expected):
+    (repo / path).write_text(json.dumps(content))
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "tampered", cwd=repo)
+    ref = f"refs/exps/ab/cdef/{sweep.experiment_name(1.0)}"
+    git("update-ref", ref, git("rev-parse", "HEAD", cwd=repo), cwd=repo)
+    with pytest.raises(UserError) as info:
+        sweep.collect([1.0], "dnn_dropout", [1, 2])
+    assert str(info.value) == f"{ref}:{expected}; run `dvc queue logs sweep-keep_prob-1`"
 
 
 def test_collect_only_writes_the_json_table_and_chart(repo, monkeypatch):

@@ -197,10 +197,18 @@ def test_test_metrics_are_each_variants_accuracy_then_loss_in_params_order(tmp_p
     assert headline["loss"]["softmax"] == 0.4 and headline["loss"]["dnn_dropout"] == 0.0
 
 
-def test_test_metrics_without_a_loss_is_a_user_error(tmp_path):
-    (tmp_path / "softmax.json").write_text(json.dumps({"accuracy": 0.9}))
-    with pytest.raises(UserError, match="lacks 'loss'; run `dvc repro evaluate`"):
+@pytest.mark.parametrize("content, expected", [
+    ({"accuracy": 0.9}, "loss: Field required"),
+    ({"accuracy": "0.9", "loss": 0.1}, "accuracy: Input should be a valid number (got '0.9')"),
+    ({"accuracy": 1.5, "loss": 0.1}, "accuracy: Input should be less than or equal to 1 (got 1.5)"),
+    ({"accuracy": 0.9, "loss": float("nan")}, "loss: Input should be a finite number (got nan)"),
+    ([0.9, 0.1], "(top level): Input should be a valid dictionary or instance of TestMetrics (got [0.9, 0.1])"),
+])
+def test_test_metrics_of_the_wrong_shape_are_one_line_naming_the_field(tmp_path, content, expected):
+    (tmp_path / "softmax.json").write_text(json.dumps(content))
+    with pytest.raises(UserError) as info:
         outputs.read_test_metrics(["softmax"], tmp_path)
+    assert str(info.value) == f"{tmp_path / 'softmax.json'}: {expected}; run `dvc repro evaluate@softmax`"
 
 
 SWEEP = [
@@ -231,9 +239,11 @@ def test_sweep_markdown():
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("{}", "not a sweep"),
-        ('{"variant": "v", "runs": [{"keep_prob": 0.5, "seeds": [1]}]}', "not a sweep"),
-        ("[", "cannot read"),
+        ("{}", "variant: Field required"),
+        ('{"variant": "v", "runs": [{"keep_prob": 0.5, "seeds": [1]}]}', "runs.0.accuracies: Field required"),
+        ('{"variant": "v", "runs": [{"keep_prob": 0, "seeds": [1], "accuracies": [0.9]}]}',
+         "runs.0.keep_prob: Input should be greater than 0"),
+        ("[", "not JSON"),
     ],
 )
 def test_a_bad_sweep_file_is_a_user_error_saying_make_sweep(tmp_path, content, message):

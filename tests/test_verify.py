@@ -1,9 +1,16 @@
 """make verify's comparisons: the tolerance from seed noise, model hashes from dvc.lock, the accuracy check."""
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
+from helpers import commit, copy_project, pipeline_env, run
 from mnist_dnn import verify
 from mnist_dnn.errors import UserError
 
@@ -44,3 +51,67 @@ def test_accuracies_within_and_beyond_their_tolerance():
     assert by_name["a"][3] == pytest.approx(0.3) and by_name["a"][5]
     assert by_name["b"][3] == pytest.approx(-0.51) and not by_name["b"][5]
     assert by_name["c"][2] is None and not by_name["c"][5]  # a variant the run did not compute fails
+
+
+# ---- end to end: make verify in a committed 1-epoch copy of the project --------------------------------------------
+
+def run_verify(root, **env):
+    return subprocess.run([sys.executable, "-m", "mnist_dnn.verify"], cwd=root, env=pipeline_env() | env,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory):
+    """A git repo of this project with a small committed run: 1 epoch on 10,000 training images, two optimizers,
+    and the committed seed noise made 1 pp per variant."""
+    root = tmp_path_factory.mktemp("verify")
+    copy_project(root)
+    yaml = YAML()
+    params = yaml.load(root / "params.yaml")
+    params["train"]["epochs"] = 1
+    params["data"]["val_size"] = 50_000
+    params["optimizer_study"]["optimizers"] = {k: params["optimizer_study"]["optimizers"][k] for k in ("adam", "ftrl")}
+    yaml.dump(params, root / "params.yaml")
+    committed_noise = json.loads((root / "metrics/seed_noise.json").read_text())  # whole rows: the report checks them
+    seed_noise = [dict(row, std=0.01) for row in committed_noise if row["variant"] in params["variants"]]
+    (root / "metrics/seed_noise.json").write_text(json.dumps(seed_noise))
+    run(["git", "init", "-q"], root)
+    commit(root, "params")
+    run(["dvc", "repro", "-q"], root)
+    commit(root, "committed run")
+    return root
+
+
+@pytest.mark.e2e
+def test_verify_with_the_committed_numerics_requires_the_same_bytes(committed):
+    result = run_verify(committed)
+    assert result.returncode == 0, result.stderr
+    assert "bit-identical: every model and metric byte for byte as committed" in result.stdout
+    assert "deterministic: dnn_dropout trained again here gives the same bytes" in result.stdout
+    # the thread count is not part of the portable numerics: one thread gives the same bytes
+    result = run_verify(committed, OMP_NUM_THREADS="1")
+    assert result.returncode == 0 and "bit-identical" in result.stdout, result.stderr
+
+
+@pytest.mark.e2e
+def test_verify_with_other_numerics_compares_accuracies_within_seed_noise(committed):
+    result = run_verify(committed, ATEN_CPU_CAPABILITY="default")  # another kind of CPU, as far as the bits go
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "not bit-identical: other numerics than the committed run" in result.stdout
+    assert "committed run: CPU, portable numerics" in result.stdout and "ATen DEFAULT" in result.stdout
+    assert subprocess.run(["git", "status", "--porcelain", "--", "dvc.lock", "metrics/"], cwd=committed,
+                          capture_output=True, text=True).stdout == ""  # the committed results are restored
+
+
+@pytest.mark.e2e
+def test_verify_fails_when_the_code_computes_other_numbers(committed):
+    params = committed / "params.yaml"
+    original = params.read_text()
+    params.write_text(original.replace("seed: 777", "seed: 778", 1))
+    try:
+        result = run_verify(committed)
+    finally:
+        params.write_text(original)
+        subprocess.run(["git", "checkout", "--", "dvc.lock", "metrics/"], cwd=committed, check=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: not bit-identical although the numerics are the committed run's")

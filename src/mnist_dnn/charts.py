@@ -1,4 +1,7 @@
-"""Charts as inline SVG (matplotlib), deterministic to the byte: per-epoch curves and a sweep with error bars."""
+"""Charts as inline SVG (matplotlib), deterministic to the byte: per-epoch curves and a sweep with error bars.
+
+Titles, labels and legend entries are plain text: never read as mathtext, whatever ``$`` they hold.
+"""
 
 import io
 from contextlib import contextmanager
@@ -27,10 +30,11 @@ def line_chart(curves, x, column, title, xlabel, ylabel, scale=1, yscale="linear
         ax = fig.subplots()
         for name, curve in curves.items():
             ax.plot(curve[x], curve[column] * scale, marker=".", label=name)
-        ax.set(title=title, xlabel=xlabel, ylabel=ylabel, yscale=yscale)
+        _label(ax, title, xlabel, ylabel)
+        ax.set(yscale=yscale)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", ncols=2 if len(curves) > 5 else 1)
+        _plain(ax.legend(fontsize="small", ncols=2 if len(curves) > 5 else 1).get_texts())
     return result[0]
 
 
@@ -45,8 +49,19 @@ def error_bar_chart(table, runs, title):
         ax.plot(runs["keep_prob"], runs["accuracy"] * 100, ".", color="0.6", label="one seed")
         ax.errorbar(table["keep_prob"], table["mean"] * 100, yerr=table["std"] * 100, marker="o", capsize=4,
                     label="mean ± std")
-        ax.set(title=title, xlabel="keep_prob (dropout p = 1 − keep_prob)", ylabel="test accuracy (%)")
+        _label(ax, title, "keep_prob (dropout p = 1 − keep_prob)", "test accuracy (%)")
         ax.set_xticks(table["keep_prob"])
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        _plain(ax.legend(fontsize="small").get_texts())
     return result[0]
+
+
+def _label(ax, title, xlabel, ylabel):
+    """Set the title and axis labels of ``ax`` as plain text."""
+    _plain([ax.set_title(title), ax.set_xlabel(xlabel), ax.set_ylabel(ylabel)])
+
+
+def _plain(texts):
+    """Show each matplotlib Text of ``texts`` as the characters it holds: no mathtext."""
+    for text in texts:
+        text.set_parse_math(False)

@@ -13,11 +13,8 @@ from mnist_dnn.stage import run_stage
 
 def best_variant(summary_path=paths.SUMMARY):
     """The variant with the highest reproduced accuracy in the committed summary."""
-    rows = outputs.read_summary(summary_path)
-    try:
-        return max(rows, key=lambda row: row["reproduced_accuracy"])["variant"]
-    except (KeyError, TypeError, ValueError) as err:
-        raise UserError(f"{summary_path}: cannot pick the best variant ({err}); pass --variant") from None
+    rows = outputs.read_json(summary_path, outputs.Ranking, "dvc repro summarize")
+    return max(rows, key=lambda row: row["reproduced_accuracy"])["variant"]
 
 
 def test_image(index, seed):
@@ -39,8 +36,13 @@ def model_path(variant):
 
 def run_predict(args):
     """Predict one image as ``args`` ask, and print the result as text or JSON."""
+    for option in ("variant", "model", "image"):
+        if getattr(args, option) == "":
+            raise UserError(f"--{option}: an empty value names nothing")
     model, spec = ModelSpec.load(args.model or model_path(args.variant or best_variant()))
-    if args.image:
+    if args.model and args.variant and spec.variant != args.variant:
+        raise UserError(f"{args.model}: holds {spec.variant}, not {args.variant[:80]!r} as --variant says")
+    if args.image is not None:
         source, image, label = args.image, predict.to_mnist(predict.load_image(args.image)), None
     else:
         index, image, label = test_image(args.index, args.seed)
@@ -78,15 +80,20 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=777,
                    help="seed of the random test image shown without --index or --image (default: 777)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    push = commands.add_parser("push-run-cache", help="dvc push --run-cache, and the outputs of its entries it misses")
+    push = commands.add_parser("push-run-cache", help="verify-cache, then dvc push --run-cache, and the outputs of "
+                               "its entries it misses")
     push.add_argument("--remote", "-r", help="DVC remote (default: the default remote)")
+    commands.add_parser("verify-cache", help="check every object of the local DVC cache against the md5 it is named by")
     args = parser.parse_args(argv)
-    if args.command == "push-run-cache":
-        from mnist_dnn.sharing import push_run_cache  # imports DVC: only for this command
-
-        run_stage(push_run_cache, args.remote)
-    else:
+    if args.command == "predict":
         run_stage(run_predict, args)
+        return
+    from mnist_dnn import sharing  # imports DVC: only for these commands
+
+    if args.command == "push-run-cache":
+        run_stage(sharing.push_run_cache, args.remote)
+    else:
+        run_stage(sharing.verify_cache)
 
 
 if __name__ == "__main__":

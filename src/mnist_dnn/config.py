@@ -2,11 +2,14 @@
 
 import re
 import reprlib
+import stat
 from pathlib import Path
 from typing import Annotated
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator,
+)
 from ruamel.yaml import YAML, YAMLError
 
 from mnist_dnn.errors import UserError, one_line
@@ -14,6 +17,7 @@ from mnist_dnn.models import BIAS_INITS, INITS, MAX_LAYERS, NAME_PATTERN, ModelS
 from mnist_dnn.optimizers import OPTIMIZERS, build_optimizer
 
 MAX_YAML_NODES = 10_000  # params.yaml has ~100 nodes: anchors and aliases may repeat a value, not multiply it
+MAX_PARAMS_BYTES = 2**20  # params.yaml is ~3 KB
 QUOTE_LIMIT = 80  # characters of the user's input that an error message repeats
 NAME = re.compile(NAME_PATTERN)
 MAX_WIDTH = 65_536  # units in one hidden layer
@@ -53,10 +57,51 @@ def _check_name(name):
 
 Name = Annotated[str, AfterValidator(_check_name)]
 Seed = Annotated[int, Field(ge=0, lt=2**64)]  # what torch.manual_seed accepts
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Beta = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+# Every hyperparameter of each optimizer besides lr, and what its value must be: the one table params.yaml's are
+# checked by (tests/test_config.py checks it against each class's signature).
+HYPERPARAMETERS = {
+    "adam": {"betas": Annotated[list[Beta], Field(min_length=2, max_length=2)], "eps": NonNegative,
+             "weight_decay": NonNegative, "amsgrad": bool, "maximize": bool, "decoupled_weight_decay": bool},
+    "adadelta": {"rho": Fraction, "eps": NonNegative, "weight_decay": NonNegative, "maximize": bool},
+    "adagrad": {"lr_decay": NonNegative, "weight_decay": NonNegative, "initial_accumulator_value": NonNegative,
+                "eps": NonNegative, "maximize": bool},
+    "rmsprop": {"alpha": NonNegative, "eps": NonNegative, "weight_decay": NonNegative, "momentum": NonNegative,
+                "centered": bool, "maximize": bool},
+    "sgd": {"momentum": NonNegative, "dampening": Fraction, "weight_decay": NonNegative, "nesterov": bool,
+            "maximize": bool},
+    "ftrl": {"lr_power": Annotated[float, Field(le=0)], "initial_accumulator_value": NonNegative, "l1": NonNegative,
+             "l2": NonNegative, "l2_shrinkage": NonNegative, "beta": NonNegative},
+    "proximal_gd": {"l1": NonNegative, "l2": NonNegative},
+    "proximal_adagrad": {"initial_accumulator_value": Positive, "l1": NonNegative, "l2": NonNegative},
+    "adagrad_da": {"initial_gradient_squared_accumulator_value": Positive, "l1": NonNegative, "l2": NonNegative},
+}
+_HYPERPARAMETER_MODELS = {  # each optimizer's table as a model: every hyperparameter optional, none other allowed
+    name: create_model(f"{name}_hyperparameters", __base__=_Strict,
+                       **{key: (kind, None) for key, kind in kinds.items()})
+    for name, kinds in HYPERPARAMETERS.items()
+}
+
+
+def describe(err):
+    """The first error of a pydantic ValidationError in one line: ``key: message (got <the input, quoted>)``."""
+    first = err.errors()[0]
+    loc = first["loc"]
+    if "[key]" in loc:  # a bad name: the message quotes it, the key is the mapping that holds it
+        loc = loc[: loc.index("[key]") - 1]
+    key = shorten(".".join(str(part) for part in loc)) or "(top level)"
+    message = shorten(first["msg"].removeprefix("Value error, "), 2 * QUOTE_LIMIT)
+    got = "" if first["type"] in ("missing", "value_error") else f" (got {quote(first['input'])})"
+    return f"{key}: {message}{got}"
 
 
 class DataParams(_Strict):
@@ -88,6 +133,10 @@ class OptimizerParams(_Strict):
         if switches:
             what = "chooses how PyTorch runs the step, not what it computes; the engine sets it"
             raise ValueError(f"{switches[0]}: {what}")
+        try:
+            _HYPERPARAMETER_MODELS[self.name].model_validate(self.hyperparameters)
+        except ValidationError as err:
+            raise ValueError(f"{self.name}: {describe(err)}") from None
         try:
             build_optimizer(self.name, [torch.zeros(1, requires_grad=True)], self.lr, **self.hyperparameters)
         except (TypeError, ValueError, RuntimeError) as err:
@@ -125,9 +174,16 @@ class Params(_Strict):
     extra_seeds: list[Seed] = Field(description="seeds besides train.seed, to measure seed noise")
     keep_prob: float = Field(gt=0, le=1)
     variants: dict[Name, VariantParams] = Field(min_length=1)
-    lecture_accuracy: dict[str, float]
+    lecture_accuracy: dict[str, Fraction]
     lecture_cost: dict[str, Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=1)]]
     optimizer_study: OptimizerStudy
+
+    @field_validator("keep_prob")
+    @classmethod
+    def _dropout_below_one(cls, keep_prob):
+        if 1.0 - keep_prob == 1.0:  # so small that dropout p = 1 - keep_prob rounds to 1: every unit dropped
+            raise ValueError(f"Input should be greater than 0 (got {keep_prob!r}, and 1 - keep_prob rounds to 1)")
+        return keep_prob
 
     @field_validator("extra_seeds")
     @classmethod
@@ -186,23 +242,31 @@ def expanded_size(node, limit):
 def load_params(path="params.yaml"):
     """Read and validate ``path``; any problem is a one-line UserError naming the key and quoting ~80 characters."""
     path = Path(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device could block, or never end
+            raise UserError(f"{path}: not a regular file")
+        if info.st_size > MAX_PARAMS_BYTES:
+            raise UserError(f"{path}: {info.st_size:,} bytes, over the {MAX_PARAMS_BYTES:,} allowed")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: cannot read: {shorten(err, 2 * QUOTE_LIMIT)}") from None
+    return parse_params(text, path)
+
+
+def parse_params(text, where):
+    """The params of the YAML ``text`` read from ``where``, validated as load_params does."""
     yaml = YAML(typ="safe", pure=True)
     try:
-        text = path.read_text()
         node = yaml.compose(text)
         if node is not None and expanded_size(node, MAX_YAML_NODES) > MAX_YAML_NODES:
-            raise UserError(f"{path}: its aliases expand it to more than {MAX_YAML_NODES} YAML nodes")
+            raise UserError(f"{where}: its aliases expand it to more than {MAX_YAML_NODES} YAML nodes")
         raw = yaml.load(text)
-    except (OSError, YAMLError) as err:
-        raise UserError(f"{path}: cannot read: {shorten(err, 2 * QUOTE_LIMIT)}") from None
+    except YAMLError as err:
+        raise UserError(f"{where}: cannot read: {shorten(err, 2 * QUOTE_LIMIT)}") from None
+    except RecursionError:
+        raise UserError(f"{where}: cannot read: nested too deeply") from None
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = first["loc"]
-        if "[key]" in loc:  # a bad name: the message quotes it, the key is the mapping that holds it
-            loc = loc[: loc.index("[key]") - 1]
-        key = shorten(".".join(str(part) for part in loc)) or "(top level)"
-        message = shorten(first["msg"].removeprefix("Value error, "), 2 * QUOTE_LIMIT)
-        got = "" if first["type"] in ("missing", "value_error") else f" (got {quote(first['input'])})"
-        raise UserError(f"{path}: {key}: {message}{got}") from None
+        raise UserError(f"{where}: {describe(err)}") from None

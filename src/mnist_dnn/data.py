@@ -6,6 +6,7 @@ from safetensors.torch import load_file, save_file
 from torchvision.datasets import MNIST
 
 from mnist_dnn.errors import UserError
+from mnist_dnn.models import check_header
 
 
 def load_mnist(root, train):
@@ -30,12 +31,19 @@ def save_split(path, images, labels):
 
 
 def load_split(path):
-    """The uint8 ``(images, labels)`` saved at ``path``."""
+    """The uint8 ``(images, labels)`` saved at ``path``: N×28×28 images, N labels from 0 to 9."""
     try:
+        check_header(path, "data split")
         tensors = load_file(path)
-        return tensors["images"], tensors["labels"]
+        images, labels = tensors["images"], tensors["labels"]
+    except UserError as err:
+        raise UserError(f"{path}: {err}; run `dvc repro prepare`") from None
     except (OSError, SafetensorError, KeyError) as err:
         raise UserError(f"{path}: cannot load data split ({err}); run `dvc repro prepare`") from None
+    if not (images.dtype == labels.dtype == torch.uint8 and images.shape[1:] == (28, 28)
+            and labels.shape == images.shape[:1] and (labels.numel() == 0 or labels.max() <= 9)):
+        raise UserError(f"{path}: not a data split (uint8 images N×28×28, N labels 0–9); run `dvc repro prepare`")
+    return images, labels
 
 
 def to_inputs(images, device):

@@ -45,7 +45,10 @@ class BadFile(Exception):
 
 def mirror_urls(local_mirror=None):
     """Base URLs to try in order: the local mirror folder (if given), then torchvision's public mirrors."""
-    local = [Path(local_mirror).resolve().as_uri() + "/"] if local_mirror else []
+    try:
+        local = [Path(local_mirror).resolve().as_uri() + "/"] if local_mirror else []
+    except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop
+        raise UserError(f"{MIRROR_ENV}={local_mirror}: {err}") from None
     return local + list(MNIST.mirrors)
 
 

@@ -3,14 +3,19 @@
 import torch
 import torch.nn.functional as F
 
+from mnist_dnn.errors import UserError
 from mnist_dnn.models import NUM_CLASSES
 
 
 @torch.no_grad()
 def predict_logits(model, inputs, batch_size=10_000):
-    """Logits of ``model`` in eval mode (dropout off) for ``inputs``, computed in large batches."""
+    """Logits of ``model`` in eval mode (dropout off) for ``inputs``, computed in large batches; a UserError if any
+    overflows (finite weights too large for float32)."""
     model.eval()
-    return torch.cat([model(chunk) for chunk in inputs.split(batch_size)])
+    logits = torch.cat([model(chunk) for chunk in inputs.split(batch_size)])
+    if not torch.isfinite(logits).all():
+        raise UserError("the model's outputs overflow float32 (its weights are finite but too large)")
+    return logits
 
 
 def accuracy(model, inputs, targets):

@@ -1,6 +1,8 @@
 """The lecture's models: a ModelSpec builds each one, and saves and loads itself with its weights (safetensors)."""
 
+import hashlib
 import json
+import struct
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,14 +17,16 @@ from mnist_dnn.errors import UserError, one_line
 
 IN_FEATURES = 28 * 28
 NUM_CLASSES = 10
-# The metadata: one key (safetensors writes several in a random order) holding {"spec": …, "numerics": …}, the
-# numerics being what decided the weights' float bits (numerics.recorded). Older files hold the spec alone.
+# The metadata: one key (safetensors writes several in a random order) holding {"spec", "numerics", "sha256"}, the
+# numerics being what decided the weights' float bits (numerics.recorded), the sha256 the weights' digest
+# (tensor_digest), so that a corrupt copy is refused rather than served. Older files hold the spec alone.
 METADATA_KEY = "mnist_dnn"
 SPEC_ONLY_KEY = "mnist_dnn.spec"
 NAME_PATTERN = r"[a-z][a-z0-9_]{0,63}"  # variant and optimizer names: they become file and stage names
 MAX_LAYERS = 64
 MAX_PARAMETERS = 50_000_000  # 200 MB of fp32 weights; training holds ~4 times that (gradients, Adam's moments)
 MAX_METADATA_BYTES = 4096
+MAX_HEADER_BYTES = 2**20  # a model's safetensors header: ~100 bytes a tensor, at most 130 tensors, and metadata
 
 
 def check_size(hidden):
@@ -127,15 +131,15 @@ class ModelSpec(BaseModel):
         """Write ``model``'s weights to ``path`` as safetensors, with this spec and the ``numerics`` that computed
         them (a dict, see numerics.recorded) as metadata."""
         state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-        record = {"spec": self.model_dump(mode="json"), "numerics": numerics or {}}
+        record = {"spec": self.model_dump(mode="json"), "numerics": numerics or {}, "sha256": tensor_digest(state)}
         save_file(state, path, metadata={METADATA_KEY: json.dumps(record, sort_keys=True)})
 
     @classmethod
     def load(cls, path):
         """The model saved at ``path`` and its spec; never unpickles.
 
-        The file's size, its metadata and the tensor shapes and dtypes in its header are checked against each other
-        before any weight is read, and the weights must be finite.
+        The file's size, its header's length, its metadata and the tensor shapes and dtypes in its header are
+        checked against each other before any weight is read; the weights must match their digest and be finite.
         """
         path = Path(path)
         if not path.is_file():
@@ -144,14 +148,17 @@ class ModelSpec(BaseModel):
         if size > 4 * MAX_PARAMETERS + 2**20:
             raise UserError(f"{path}: {size:,} bytes, larger than any model file can be")
         try:
+            check_header(path)
             with safe_open(path, framework="pt") as f:
-                spec = cls._from_metadata(f.metadata() or {})
+                metadata = f.metadata() or {}
+                spec = cls._from_metadata(metadata)
                 slices = {name: f.get_slice(name) for name in f.keys()}
                 found = {name: (s.get_dtype(), tuple(s.get_shape())) for name, s in slices.items()}
                 expected = {name: ("F32", shape) for name, shape in spec.shapes().items()}
                 if found != expected:
                     raise UserError(f"weights do not match the architecture in its metadata ({_difference(found, expected)})")
                 state = {name: f.get_tensor(name) for name in f.keys()}
+            check_digest(state, _record(metadata))
         except UserError as err:
             raise UserError(f"{path}: {err}") from None
         except (OSError, SafetensorError) as err:
@@ -195,9 +202,39 @@ def _record(metadata):
     return record
 
 
+def tensor_digest(state):
+    """SHA-256 of ``state``'s CPU tensors, in name order: each one's name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].contiguous()
+        digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def check_digest(state, record):
+    """A UserError unless ``state`` matches the digest in a model file's ``record`` (files written before digests
+    have none, and load as they are)."""
+    expected = record.get("sha256")
+    if expected is not None and tensor_digest(state) != expected:
+        raise UserError("weights do not match their digest (corrupt copy; run dvc checkout --relink or dvc pull)")
+
+
+def check_header(path, kind="mnist_dnn model file"):
+    """A UserError (not a ``kind``) if the safetensors header of ``path`` is longer than any of this project's files
+    needs: read before safetensors parses it, since its memory grows with the number of tensors the header lists."""
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+    length = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else 0
+    if length > MAX_HEADER_BYTES:
+        raise UserError(f"not a {kind} (a safetensors header of {length:,} bytes, over the {MAX_HEADER_BYTES:,} "
+                        "allowed)")
+
+
 def read_numerics(path):
     """The numerics recorded in the model file at ``path`` (empty for files written before they were)."""
     try:
+        check_header(path)
         with safe_open(path, framework="pt") as f:
             return _record(f.metadata() or {})["numerics"]
     except UserError as err:

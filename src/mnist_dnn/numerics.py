@@ -5,6 +5,8 @@ import os
 import re
 from pathlib import Path
 
+from mnist_dnn.errors import UserError, environment_choice
+
 MODE_ENV = "MNIST_DNN_NUMERICS"
 MODES = ("portable", "native")
 # ATen's kernels and MKL's GEMM branch pinned to AVX2 (benchmarks/numerics.py measures what each costs and gives)
@@ -14,12 +16,16 @@ CPU_FLAGS = ("avx2", "avx512f", "amx_tile")  # the flags that decide which kerne
 
 def mode():
     """``$MNIST_DNN_NUMERICS``: ``portable`` (the default) or ``native`` (PyTorch's own choice for this CPU)."""
-    return os.environ.get(MODE_ENV) or "portable"
+    return environment_choice(MODE_ENV, MODES, "portable")
 
 
 def apply():
     """In portable mode, set PORTABLE's variables that the user has not set; must run before torch is imported."""
-    if mode() == "portable":
+    try:
+        portable = mode() == "portable"
+    except UserError:  # device.select_device reports it, in a stage rather than at import
+        return
+    if portable:
         for name, value in PORTABLE.items():
             os.environ.setdefault(name, value)
 

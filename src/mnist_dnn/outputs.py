@@ -1,48 +1,223 @@
-"""One reader for what the stages write: JSON metrics, CSV tables and dvclive logs; a UserError names the stage."""
+"""One reader for what the stages write: JSON metrics, CSV tables and dvclive logs, each checked against a strict
+model of what it holds (numbers where numbers belong, finite, names by the name pattern); a UserError names the
+file, the field and the command that writes it."""
 
+import functools
+import io
 import json
+import stat
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from mnist_dnn.config import Beta, Fraction, Name, NonNegative, Positive, Seed, describe
 from mnist_dnn.errors import UserError
+from mnist_dnn.tables import COLUMNS
+
+Digit = Annotated[int, Field(ge=0, le=9)]
+Count = Annotated[int, Field(ge=1)]
+Step = Annotated[int, Field(ge=0)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+MAX_BYTES = 16 * 2**20  # of one file: the largest, a confusion CSV, is ~100 KB
 
 
-def read_json(path, stage, key=None):
-    """The JSON at ``path`` (its ``key`` when given), which DVC stage ``stage`` writes."""
-    return _read_json(path, f"dvc repro {stage}", key)
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-def _read_json(path, command, key=None):
-    """The JSON at ``path`` (its ``key`` when given), which ``command`` writes."""
+class TestMetrics(_Record):
+    """What evaluate@<variant> and seed@<variant>-<seed> write (evaluate also per-class accuracy)."""
+
+    model_config = ConfigDict(extra="ignore")
+    accuracy: Fraction
+    loss: NonNegative
+
+
+class SeedMetrics(TestMetrics):
+    """What seed@<variant>-<seed> writes: also its cost per epoch after each step."""
+
+    loss_after_step: list[Positive] = Field(min_length=1)
+
+
+class EvalMetrics(TestMetrics):
+    """What evaluate@<variant> writes: also the numerics that computed its model (models.read_numerics)."""
+
+    numerics: dict[str, str | int | list[str]]
+
+
+class VariantAccuracy(_Record):
+    """What predict reads of a row of metrics/summary.json, to pick the best variant."""
+
+    model_config = ConfigDict(extra="ignore")
+    variant: Name
+    reproduced_accuracy: Fraction
+
+
+Ranking = Annotated[list[VariantAccuracy], Field(min_length=1)]
+
+
+class SummaryRow(VariantAccuracy):
+    """A row of metrics/summary.json (summarize): a variant's accuracies, and its seed statistics when measured.
+
+    Columns beyond these are shown as they are: plain values only, and none that tables.COLUMNS formats.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, str | int | Finite | bool | None]
+    architecture: str
+    init: Name
+    bias_init: Name | None = None
+    dropout: Beta
+    lecture_accuracy: Fraction | None
+    difference_pp: Finite | None
+    seeds: Annotated[int, Field(ge=2)] | None = None
+    mean: Fraction | None = None
+    std: NonNegative | None = None
+    min: Fraction | None = None
+    max: Fraction | None = None
+    within_noise: bool | None = None
+    cost_distance: NonNegative | None = None
+    epochs_inside: Annotated[str, Field(pattern=r"^\d+/\d+$")] | None = None
+
+    @model_validator(mode="after")
+    def _all_seed_statistics_or_none(self):
+        statistics = [self.seeds, self.mean, self.std, self.min, self.max]
+        if any(value is None for value in statistics) and any(value is not None for value in statistics):
+            raise ValueError("seeds, mean, std, min and max go together: all of them or none")
+        formatted = sorted(set(self.__pydantic_extra__) & set(COLUMNS))
+        if formatted:
+            raise ValueError(f"{formatted[0]}: not a column of the summary")
+        return self
+
+
+def _distinct_variants(rows):
+    names = [row.variant for row in rows]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a variant appears twice in {', '.join(names)}")
+    return rows
+
+
+Summary = Annotated[list[SummaryRow], Field(min_length=1), AfterValidator(_distinct_variants)]
+
+
+class SweepRun(_Record):
+    keep_prob: Annotated[float, Field(gt=0, le=1)]
+    seeds: list[Seed] = Field(min_length=1)
+    accuracies: list[Fraction] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _an_accuracy_per_seed(self):
+        if len(self.seeds) != len(self.accuracies):
+            raise ValueError(f"{len(self.seeds)} seeds but {len(self.accuracies)} accuracies")
+        return self
+
+
+class Sweep(_Record):
+    """The keep_prob sweep (`make sweep`): its variant, and per keep_prob its seeds and their test accuracies."""
+
+    variant: Name
+    runs: list[SweepRun] = Field(min_length=1)
+
+
+class OptimizerResult(_Record):
+    """What optimizers@<name> writes."""
+
+    test_accuracy: Fraction
+    train_loss: NonNegative
+
+
+class OptimizerRow(_Record):
+    """A row of metrics/optimizers.json (compare_optimizers)."""
+
+    optimizer: Name
+    hyperparameters: str
+    test_accuracy: Fraction
+    final_train_loss: NonNegative
+    epochs_to_target: Count | None
+
+
+@functools.cache
+def _adapter(schema):
+    return TypeAdapter(schema)
+
+
+def parse_json(text, schema, where, command):
+    """The JSON ``text`` read from ``where``, if it is what ``schema`` (a pydantic model or type) describes; else a
+    UserError naming the field and ``command``, which writes it."""
     try:
-        content = json.loads(Path(path).read_text())
-        return content if key is None else content[key]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f"{path}: cannot read{f' {key}' if key else ''} ({err}); run `{command}`") from None
+        content = json.loads(text)
+        _adapter(schema).validate_python(content, strict=True)
+    except ValidationError as err:
+        raise UserError(f"{where}: {describe(err)}; run `{command}`") from None
+    except ValueError as err:
+        raise UserError(f"{where}: not JSON ({err}); run `{command}`") from None
+    return content
+
+
+def read_text(path, command):
+    """The text of the regular file ``path`` of at most MAX_BYTES, which ``command`` writes."""
+    path = Path(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
+            raise UserError(f"{path}: not a regular file of at most {MAX_BYTES:,} bytes; run `{command}`")
+        return path.read_text(encoding="utf-8")
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: cannot read ({err}); run `{command}`") from None
+
+
+def read_json(path, schema, command):
+    """The JSON at ``path``, which ``command`` writes, once ``schema`` has checked it."""
+    return parse_json(read_text(path, command), schema, path, command)
 
 
 def read_table(path, columns, stage, sep=","):
-    """The ``columns`` of the ``sep``-separated file at ``path``, which DVC stage ``stage`` writes."""
+    """The ``columns`` (name → pydantic type of its values) of the ``sep``-separated file at ``path``, which DVC stage
+    ``stage`` writes, each value checked."""
+    text = read_text(path, f"dvc repro {stage}")
     try:
-        return pd.read_csv(path, sep=sep)[columns]
-    except (OSError, ValueError, KeyError) as err:
+        table = pd.read_csv(io.StringIO(text), sep=sep)[list(columns)]
+    except (ValueError, KeyError) as err:
         raise UserError(f"{path}: cannot read ({err}); run `dvc repro {stage}`") from None
+    for name, kind in columns.items():
+        try:  # lax: a CSV has no types, so "3" may be the integer 3
+            table[name] = _adapter(dict[str, list[kind]]).validate_python({name: table[name].tolist()})[name]
+        except ValidationError as err:
+            raise UserError(f"{path}: {describe(err)}; run `dvc repro {stage}`") from None
+    return table
 
 
 def read_curve(log_dir, metric, stage):
     """The per-epoch values of ``metric`` (e.g. ``val/accuracy``) in the dvclive log ``log_dir``, as a DataFrame of
     ``step`` and the metric's last name part (``accuracy``)."""
     name = metric.rsplit("/", 1)[-1]
-    return read_table(Path(log_dir, "plots", "metrics", f"{metric}.tsv"), ["step", name], stage, sep="\t")
+    return read_table(Path(log_dir, "plots", "metrics", f"{metric}.tsv"), {"step": Step, name: Finite}, stage, sep="\t")
+
+
+def read_confusion(path, stage):
+    """The actual and predicted digit of each test image, as evaluate@<variant> writes them."""
+    return read_table(path, {"actual": Digit, "predicted": Digit}, stage)
+
+
+def read_optimizer_curves(path):
+    """The validation accuracy per epoch and optimizer, as compare_optimizers writes it."""
+    return read_table(path, {"epoch": Count, "val_accuracy": Fraction, "optimizer": Name}, "compare_optimizers")
+
+
+def read_test_metrics_of(path, stage, schema=TestMetrics):
+    """The test metrics that DVC stage ``stage`` wrote to ``path``, as ``schema`` checks them."""
+    return read_json(path, schema, f"dvc repro {stage}")
 
 
 def read_accuracies(variants, extra_seeds, eval_dir, seeds_dir):
     """Per variant, its test accuracies: with train.seed first (in ``eval_dir``), then with each of ``extra_seeds``."""
     return {
         name: [
-            read_json(Path(eval_dir, f"{name}.json"), f"evaluate@{name}", "accuracy"),
-            *(read_json(Path(seeds_dir, f"{name}-{s}.json"), f"seed@{name}-{s}", "accuracy") for s in extra_seeds),
+            read_test_metrics_of(Path(eval_dir, f"{name}.json"), f"evaluate@{name}")["accuracy"],
+            *(read_test_metrics_of(Path(seeds_dir, f"{name}-{s}.json"), f"seed@{name}-{s}")["accuracy"]
+              for s in extra_seeds),
         ]
         for name in variants
     }
@@ -54,7 +229,8 @@ def read_costs(variants, extra_seeds, train_logs, seeds_dir):
     return {
         name: [
             read_curve(Path(train_logs, name), "train/loss_after_step", f"train@{name}")["loss_after_step"].tolist(),
-            *(read_json(Path(seeds_dir, f"{name}-{s}.json"), f"seed@{name}-{s}", "loss_after_step") for s in extra_seeds),
+            *(read_test_metrics_of(Path(seeds_dir, f"{name}-{s}.json"), f"seed@{name}-{s}",
+                                   SeedMetrics)["loss_after_step"] for s in extra_seeds),
         ]
         for name in variants
     }
@@ -62,31 +238,26 @@ def read_costs(variants, extra_seeds, train_logs, seeds_dir):
 
 def read_test_metrics(variants, eval_dir):
     """Each variant's test accuracy and loss with train.seed, as ``{"accuracy": {variant: …}, "loss": {…}}``."""
-    results = {name: read_json(Path(eval_dir, f"{name}.json"), f"evaluate@{name}") for name in variants}
-    try:
-        return {key: {name: results[name][key] for name in variants} for key in ("accuracy", "loss")}
-    except KeyError as err:
-        raise UserError(f"{eval_dir}: a test metrics file lacks {err}; run `dvc repro evaluate`") from None
+    results = {name: read_test_metrics_of(Path(eval_dir, f"{name}.json"), f"evaluate@{name}") for name in variants}
+    return {key: {name: results[name][key] for name in variants} for key in ("accuracy", "loss")}
 
 
 def read_numerics(variants, eval_dir):
     """Each variant's numerics, as its model file records them and its test metrics copy them."""
-    return {name: read_json(Path(eval_dir, f"{name}.json"), f"evaluate@{name}", "numerics") for name in variants}
+    return {name: read_test_metrics_of(Path(eval_dir, f"{name}.json"), f"evaluate@{name}", EvalMetrics)["numerics"]
+            for name in variants}
 
 
 def read_summary(path, command="dvc repro summarize"):
-    """The records of the summary JSON at ``path`` (written by ``command``), one per variant with a ``variant`` key."""
-    rows = _read_json(path, command)
-    if not isinstance(rows, list) or not all(isinstance(row, dict) and "variant" in row for row in rows):
-        raise UserError(f"{path}: not a summary (a list of records with a variant each); run `{command}`")
-    return rows
+    """The records of the summary JSON at ``path`` (written by ``command``), one per variant."""
+    return read_json(path, Summary, command)
 
 
 def read_sweep(path):
     """The keep_prob sweep at ``path``: its variant, and per keep_prob its seeds and their test accuracies."""
-    sweep = _read_json(path, "make sweep")
-    runs = sweep.get("runs") if isinstance(sweep, dict) else None
-    keys = {"keep_prob", "seeds", "accuracies"}
-    if "variant" not in sweep or not runs or not all(isinstance(r, dict) and keys <= set(r) for r in runs):
-        raise UserError(f"{path}: not a sweep (a variant and runs of {', '.join(sorted(keys))}); run `make sweep`")
-    return sweep
+    return read_json(path, Sweep, "make sweep")
+
+
+def read_optimizers(path):
+    """The optimizer study's table, as compare_optimizers writes it."""
+    return read_json(path, list[OptimizerRow], "dvc repro compare_optimizers")

@@ -1,13 +1,18 @@
-"""The stage outputs that `mnist-dnn predict` and the keep_prob sweep read, where dvc.yaml puts them: each constant is
-the dvc.yaml var of its name in lower case (tests/test_paths.py holds them together)."""
+"""The stage outputs that `mnist-dnn predict`, the keep_prob sweep and `make verify` read, where dvc.yaml puts them:
+each constant is the dvc.yaml var of its name in lower case (tests/test_paths.py holds them together)."""
 
 from pathlib import Path
 
+TRAIN_SPLIT = Path("data/prepared/train.safetensors")
+VAL_SPLIT = Path("data/prepared/val.safetensors")
 TEST_SPLIT = Path("data/prepared/test.safetensors")
 MODELS = Path("models")
 EVAL_METRICS = Path("metrics/eval")
 SEED_METRICS = Path("metrics/seeds")
 SUMMARY = Path("metrics/summary.json")
+TEST_METRICS = Path("metrics/test.json")
+NUMERICS = Path("metrics/numerics.json")
+SEED_NOISE = Path("metrics/seed_noise.json")
 
 
 def model_file(variant):

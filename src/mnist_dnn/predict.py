@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import predict_logits
@@ -19,7 +19,8 @@ ART_RAMP = " .:-=+*#%@"
 
 
 def load_image(path, max_bytes=MAX_IMAGE_BYTES, max_pixels=MAX_PIXELS):
-    """A PNG or JPEG file as an 8-bit grayscale PIL image, checked before decoding; a UserError for anything else."""
+    """A PNG or JPEG file as an 8-bit grayscale PIL image, upright as its EXIF orientation says, checked before
+    decoding; a UserError for anything else."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: not a regular file")
@@ -39,7 +40,7 @@ def load_image(path, max_bytes=MAX_IMAGE_BYTES, max_pixels=MAX_PIXELS):
                 if width * height > max_pixels:
                     raise UserError(f"{path}: {width}×{height} pixels, over the {max_pixels}-pixel limit for an image")
                 image.load()
-                return to_grayscale(image)
+                return to_grayscale(ImageOps.exif_transpose(image))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise UserError(f"{path}: refused as a possible decompression bomb ({err})") from None
         except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as err:
@@ -59,15 +60,20 @@ def to_grayscale(image):
 def to_mnist(image):
     """A grayscale image of one digit → 28×28 uint8, light on dark, the ink fit in 20×20 and centred by mass.
 
-    A UserError if there is no digit: nothing differs from the paper by ``MIN_CONTRAST`` grey levels.
+    A 28×28 image of light ink on black paper is an MNIST digit already, and is returned unchanged. A UserError if
+    there is no digit: nothing differs from the paper by ``MIN_CONTRAST`` grey levels.
     """
     pixels = np.asarray(image, dtype=np.float32)
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    if border.mean() > 127:  # dark ink on light paper: MNIST is light on dark
+    inverted = border.mean() > 127
+    if inverted:  # dark ink on light paper: MNIST is light on dark
         pixels, border = 255 - pixels, 255 - border
-    pixels = (pixels - np.median(border)).clip(min=0)  # grey paper becomes black
+    paper = np.median(border)
+    pixels = (pixels - paper).clip(min=0)  # grey paper becomes black
     if pixels.max() < MIN_CONTRAST:
         raise UserError("no digit found: the image is blank, or of one flat colour")
+    if pixels.shape == (28, 28) and not inverted and paper == 0:
+        return torch.from_numpy(np.array(image, dtype=np.uint8))
     pixels *= 255 / pixels.max()
     ink = pixels > 64
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))

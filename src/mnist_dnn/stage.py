@@ -28,16 +28,19 @@ def exit_with_parent():
 
     Linux sends SIGTERM when the parent dies (PR_SET_PDEATHSIG). dvc runs a stage as ``$SHELL -c <cmd>``; bash and
     zsh replace themselves with the command, but dash stays in between, so then a watchdog thread also follows the
-    shell's parent.
+    shell's parent. A process that the user detached from its parent (``nohup``, ``setsid``) is not followed.
     """
     if not sys.platform.startswith("linux"):
         return
     parent = os.getppid()
+    if _detached(os.getpid(), parent):
+        return
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the parent died before prctl took effect
         sys.exit(128 + signal.SIGTERM)
-    if _command_name(parent) in SHELLS:
-        threading.Thread(target=_exit_when_reparented, args=(parent, _parent_of(parent)), daemon=True).start()
+    starter = _parent_of(parent)
+    if _command_name(parent) in SHELLS and not _detached(parent, starter):
+        threading.Thread(target=_exit_when_reparented, args=(parent, starter), daemon=True).start()
 
 
 def _exit_when_reparented(shell, starter):
@@ -47,6 +50,16 @@ def _exit_when_reparented(shell, starter):
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _detached(pid, parent):
+    """Whether process ``pid`` was detached from its ``parent``: by ``nohup`` (it ignores SIGHUP, its parent does not)
+    or ``setsid`` (a session of its own). Under ``nohup dvc repro`` both dvc and its stages ignore SIGHUP."""
+    sessions = [_stat(p)[3:4] for p in (pid, parent)]
+    if not sessions[1]:  # the parent has died already: that is not detaching
+        return False
+    ignores = [_ignores_sighup(p) for p in (pid, parent)]
+    return (ignores[0] and not ignores[1]) or sessions[0] != sessions[1]
+
+
 def _command_name(pid):
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
@@ -54,12 +67,28 @@ def _command_name(pid):
         return None
 
 
+def _stat(pid):
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, session, …); [] once it has gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def _parent_of(pid):
     """The parent process of ``pid``, from /proc; None once ``pid`` has gone."""
+    fields = _stat(pid)
+    return int(fields[1]) if fields else None
+
+
+def _ignores_sighup(pid):
+    """Whether process ``pid`` ignores SIGHUP (bit 0 of SigIgn in /proc/<pid>/status)."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = next((line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), "0")
+    return bool(int(ignored, 16) & 1)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -77,8 +106,11 @@ def fail(message, status):
 def run_stage(main, *args):
     """Call ``main(*args)``; report any expected failure as ``error: <message>`` on stderr and exit with its status.
 
-    SIGTERM exits through Python (status 143), so that partial outputs are cleaned up on the way out.
+    SIGTERM exits through Python (status 143), so that partial outputs are cleaned up on the way out. Text that the
+    terminal's encoding lacks (``→`` on an ASCII terminal) is written as an escape, ``\\u2192``.
     """
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(errors="backslashreplace")
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     exit_with_parent()
     try:

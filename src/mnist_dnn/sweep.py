@@ -6,17 +6,14 @@ stage per extra seed. The results are read back from the experiments' git refs, 
 """
 
 import argparse
-import json
 import os
 import re
 import subprocess
 import time
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
-from mnist_dnn import charts, files, paths, tables
-from mnist_dnn.config import load_params
+from mnist_dnn import charts, files, outputs, paths, tables
+from mnist_dnn.config import load_params, parse_params
 from mnist_dnn.errors import UserError
 from mnist_dnn.markdown import sweep_markdown
 from mnist_dnn.stage import run_stage
@@ -88,11 +85,13 @@ def collect(values, variant, seeds):
         name = experiment_name(value)
         if name not in refs:
             raise UserError(f"experiment {name} did not finish; see `dvc queue logs {name}`")
-        params = YAML(typ="safe", pure=True).load(read_at(refs[name], "params.yaml"))
-        files_read = [paths.eval_file(variant), *(paths.seed_file(variant, seed) for seed in seeds)]
-        accuracies = [json.loads(read_at(refs[name], str(path)))["accuracy"] for path in files_read]
-        records.append({"keep_prob": params["keep_prob"], "seeds": [params["train"]["seed"], *seeds],
-                        "accuracies": accuracies})
+        ref = refs[name]
+        params = parse_params(read_at(ref, "params.yaml"), f"{ref}:params.yaml")
+        files_read = [str(paths.eval_file(variant)), *(str(paths.seed_file(variant, seed)) for seed in seeds)]
+        results = [outputs.parse_json(read_at(ref, path), outputs.TestMetrics, f"{ref}:{path}",
+                                      f"dvc queue logs {name}") for path in files_read]
+        records.append({"keep_prob": params.keep_prob, "seeds": [params.train.seed, *seeds],
+                        "accuracies": [result["accuracy"] for result in results]})
     return records
 
 

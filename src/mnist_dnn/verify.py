@@ -1,4 +1,4 @@
-"""``make verify``: rerun the pipeline from this code and prove that it gives the committed results.
+"""``make verify``: rerun the whole pipeline from this code and prove that it gives the committed results.
 
 With the committed run's numerics, dvc.lock and metrics/ must come out byte for byte as committed. With other
 numerics (another kind of processor, native kernels, a GPU), every test accuracy must lie within a tolerance derived
@@ -9,13 +9,12 @@ import argparse
 import json
 import math
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from mnist_dnn import data, numerics, training
+from mnist_dnn import data, numerics, paths, training
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
 from mnist_dnn.errors import UserError
@@ -86,15 +85,15 @@ def determinism(variant, splits, model_path):
 def main(args):
     if git("status", "--porcelain", "--", *CHECKED):
         raise UserError(f"{', '.join(CHECKED)}: changed since {COMMITTED}; commit or stash them first (git status)")
-    committed_numerics = committed_json(args.numerics)
-    committed_accuracy = committed_json(args.test_metrics)["accuracy"]
+    committed_numerics = committed_json(paths.NUMERICS)
+    committed_accuracy = committed_json(paths.TEST_METRICS)["accuracy"]
     committed_lock = git("show", f"{COMMITTED}:dvc.lock")
     here = numerics.fingerprint(select_device())
     print(f"committed run: {numerics.describe(next(iter(committed_numerics.values())))}")
     print(f"this machine:  {numerics.describe(here)}")
-    subprocess.run(["dvc", "repro"], check=True)
+    subprocess.run(["dvc", "repro", "--force"], check=True)  # recomputed here, whatever the cache holds
 
-    computed_numerics = json.loads(Path(args.numerics).read_text())
+    computed_numerics = json.loads(paths.NUMERICS.read_text())
     if computed_numerics == committed_numerics:
         changed = git("diff", "--stat", "--", *CHECKED)
         if changed:
@@ -104,8 +103,8 @@ def main(args):
         print("bit-identical: every model and metric byte for byte as committed")
         restore = False
     else:
-        tolerance = tolerances(committed_json(args.seed_noise))
-        rows = accuracy_rows(committed_accuracy, json.loads(Path(args.test_metrics).read_text())["accuracy"], tolerance)
+        tolerance = tolerances(committed_json(paths.SEED_NOISE))
+        rows = accuracy_rows(committed_accuracy, json.loads(paths.TEST_METRICS.read_text())["accuracy"], tolerance)
         before, after = model_hashes(committed_lock), model_hashes(Path("dvc.lock").read_text())
         print(f"{'variant':12} {'committed':>9} {'here':>7} {'diff pp':>7} {'tol pp':>6}  model md5 committed → here")
         for name, old, new, difference, allowed, _ in rows:
@@ -122,7 +121,7 @@ def main(args):
         restore = True
 
     variant = args.determinism_variant
-    if not determinism(variant, (args.train_split, args.val_split), Path("models", f"{variant}.safetensors")):
+    if not determinism(variant, (paths.TRAIN_SPLIT, paths.VAL_SPLIT), paths.model_file(variant)):
         raise UserError(f"{variant} trained twice on this machine gave different bytes: training is not deterministic")
     print(f"deterministic: {variant} trained again here gives the same bytes")
     if restore:
@@ -132,10 +131,5 @@ def main(args):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m mnist_dnn.verify", description=__doc__.splitlines()[0])
-    parser.add_argument("--numerics", default="metrics/numerics.json", help="the summarize stage's numerics record")
-    parser.add_argument("--test-metrics", default="metrics/test.json", help="the summarize stage's test metrics")
-    parser.add_argument("--seed-noise", default="metrics/seed_noise.json", help="summary with seed statistics")
-    parser.add_argument("--train-split", default="data/prepared/train.safetensors", help="training split")
-    parser.add_argument("--val-split", default="data/prepared/val.safetensors", help="validation split")
     parser.add_argument("--determinism-variant", default="dnn_dropout", help="the variant trained twice")
     run_stage(main, parser.parse_args())

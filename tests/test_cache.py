@@ -1,0 +1,85 @@
+"""A corrupt object in the DVC cache: `dvc checkout` restores it without hashing it, so the model's digest refuses it
+at load, `mnist-dnn verify-cache` names it, and `mnist-dnn push-run-cache` stops before it reaches a remote."""
+
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from helpers import commit, pipeline_env, run
+from mnist_dnn.models import ModelSpec
+
+SPEC = ModelSpec(variant="softmax", hidden=(), init="normal")
+MODEL = "models/softmax.safetensors"
+
+
+def mnist_dnn(root, *args):
+    """``mnist-dnn *args`` in ``root``; its CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "mnist_dnn.cli", *args], cwd=root, env=pipeline_env(),
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """A git and DVC repo whose models/softmax.safetensors is DVC-tracked, with a local default remote (empty)."""
+    root = tmp_path / "repo"
+    (root / "models").mkdir(parents=True)
+    run(["git", "init", "-q"], root)
+    run(["dvc", "init", "-q"], root)
+    run(["dvc", "remote", "add", "-d", "storage", str(tmp_path / "remote")], root)
+    SPEC.save(SPEC.build(), root / MODEL)
+    run(["dvc", "add", "-q", MODEL], root)
+    commit(root, "a model")
+    digit = Image.new("L", (28, 28))
+    digit.paste(255, (12, 6, 16, 22))  # a 1
+    digit.save(root / "digit.png")
+    return root
+
+
+def cache_object(root):
+    """The path of the model's object in the DVC cache, named by its md5."""
+    md5 = (root / f"{MODEL}.dvc").read_text().split("md5: ")[1].split()[0]
+    return root / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+
+
+def corrupt(path):
+    """Flip one bit of a weight in ``path``, as a failing disk would, leaving it read-only as DVC keeps its objects
+    (DVC takes a read-only object as verified)."""
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01
+    path.write_bytes(bytes(data))
+    path.chmod(0o444)
+
+
+def test_a_clean_cache_is_verified(repo):
+    result = mnist_dnn(repo, "verify-cache")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "1 objects in the DVC cache match the md5 they are named by\n"
+
+
+def test_a_corrupt_object_restored_by_dvc_checkout_is_refused_verified_and_never_pushed(repo, tmp_path):
+    obj = cache_object(repo)
+    corrupt(obj)
+    (repo / MODEL).unlink()
+    run(["dvc", "checkout"], repo)  # DVC copies the object back without hashing it
+    assert "up to date" in run(["dvc", "status"], repo)  # nor does dvc status hash it again
+    predicted = mnist_dnn(repo, "predict", "--model", MODEL, "--image", "digit.png")
+    assert (predicted.returncode, predicted.stdout) == (2, "")
+    assert predicted.stderr == (f"error: {MODEL}: weights do not match their digest (corrupt copy; run dvc checkout "
+                                "--relink or dvc pull)\n")
+    relative = obj.relative_to(repo)
+    verified = mnist_dnn(repo, "verify-cache")
+    assert verified.returncode == 2
+    assert verified.stderr == (f"error: 1 of 1 objects in the DVC cache do not match the md5 they are named by "
+                               f"({relative}): delete them, then `dvc pull` or `dvc repro`\n")
+    pushed = mnist_dnn(repo, "push-run-cache")
+    assert (pushed.returncode, pushed.stderr) == (2, verified.stderr)
+    assert list((tmp_path / "remote").rglob("*")) == []  # nothing reached the remote
+
+
+def test_verify_cache_outside_a_dvc_repo_is_one_line(tmp_path):
+    result = mnist_dnn(tmp_path, "verify-cache")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: mnist-dnn verify-cache: ") and result.stderr.count("\n") == 1
