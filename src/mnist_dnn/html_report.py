@@ -28,6 +28,7 @@ BLUE, RED = "31, 119, 180", "214, 39, 40"  # confusion cells: correct, wrong
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; color: #222; max-width: 1180px; margin: 2em auto; padding: 0 1em; }
 h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
+section { overflow-x: auto; }
 table { border-collapse: collapse; }
 th, td { padding: .25em .6em; }
 table.data th, table.data td { border-bottom: 1px solid #e4e4e4; text-align: left; }
