@@ -44,7 +44,7 @@ def tolerances(seed_noise):
     try:
         return {row["variant"]: TOLERANCE_SIGMAS * math.sqrt(2) * row["std"] for row in seed_noise}
     except (KeyError, TypeError) as err:
-        raise UserError(f"metrics/seed_noise.json: no seed statistics ({err}); run `make seed-noise`") from None
+        raise UserError(f"{paths.SEED_NOISE}: no seed statistics ({err}); run `make seed-noise`") from None
 
 
 def model_hashes(lock):
