@@ -26,13 +26,16 @@ repro: install
 verify: install
 	python -m mnist_dnn.verify
 
+# Tests run on every core (pytest-xdist); each module that shares one pipeline run stays on one worker (xdist_group).
+PYTEST := pytest -n auto --dist loadgroup
+
 # The edit-test loop, under 2 minutes: every test but the pipeline runs, the remotes and the browser (pyproject.toml).
 check: install
-	pytest -m "not e2e and not remote and not browser"
+	$(PYTEST) -m "not e2e and not remote and not browser"
 
 # The full suite, as CI runs it.
 test: install browser
-	pytest
+	$(PYTEST)
 
 # After a run: copy the result tables (metrics/*.md) into README.md and docs/ again (tests/test_docs.py checks them).
 docs: install

@@ -1,7 +1,14 @@
 """Fixtures: a child process under the bad-input caps; the 1-epoch pipeline, trained once per test run; and the
 servers that the sharing tests need (on 127.0.0.1 only, each stopped when its tests end) with their figures."""
 
-import mnist_dnn  # noqa: F401  first: it sets the portable CPU numerics before anything imports torch
+import os
+
+# pytest-xdist's workers share the cores: each worker's torch, and the stages it starts, get their share of them
+# (threads change no bit under the portable numerics). Set before anything imports torch.
+if (workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+
+import mnist_dnn  # noqa: E402, F401  it sets the portable CPU numerics before anything imports torch
 
 import importlib.util
 import resource
@@ -39,7 +46,8 @@ def run_capped(tmp_path):
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory):
     """This project with 1 training epoch, committed in a fresh git repo, after `dvc repro` on real MNIST: its folder
-    and the repro's output. Trained once per test run; a test module copies the folder and works in its copy.
+    and the repro's output. Trained once per test run (the modules that use it are one xdist_group); a test module
+    copies the folder and works in its copy.
 
     MNIST comes from $MNIST_MIRROR when it is set (CI sets it to ../shared/mnist), else from the public mirrors.
     """

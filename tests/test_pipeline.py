@@ -5,7 +5,6 @@ MNIST comes from $MNIST_MIRROR when it is set (CI sets it to ../shared/mnist), e
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 
 from helpers import VARIANTS, commit, pipeline_env, ran_stages, run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("trained_project")]
 OPTIMIZERS = ["adadelta", "adagrad", "adagrad_da", "momentum", "adam", "ftrl", "proximal_gd", "proximal_adagrad",
               "rmsprop"]
 
@@ -150,56 +149,30 @@ def test_one_optimizers_hyperparameters_rerun_only_its_stage(repo):
     assert ran_stages(output) == {"optimizers@ftrl", "compare_optimizers", "report"}  # the report shows the study
 
 
-def test_queued_experiments_run_two_at_a_time_and_leave_the_workspace_alone(repo):
-    root, _ = repo
-    commit(root, "before the queue")
-    params = (root / "params.yaml").read_text()
-    names = {"keep-06": 0.6, "keep-08": 0.8}
-    for name, keep_prob in names.items():
-        run(["dvc", "exp", "run", "--queue", "--name", name, "-S", f"keep_prob={keep_prob}"], root)
-    run(["dvc", "queue", "start", "--jobs", "2"], root)
-    deadline = time.monotonic() + 600
-    while re.search(r"\b(Queued|Running)\b", status := run(["dvc", "queue", "status"], root)):
-        assert time.monotonic() < deadline, status
-        time.sleep(3)
-    assert status.count("Success") == 2, status
-    shown = {row["Experiment"]: row for row in dvc_api_exp_show(root) if row.get("Experiment") in names}
-    assert {name: row["keep_prob"] for name, row in shown.items()} == names
-    # exp_show names a metric by its key alone while no other metrics file has the same key
-    accuracies = [row["accuracy.dnn_dropout"] for row in shown.values()]
-    assert all(0.5 < acc <= 1 for acc in accuracies)
-    assert (root / "params.yaml").read_text() == params
-    assert run(["git", "status", "--porcelain"], root) == ""
-
-
 def dvc_api_exp_show(root):
     """`dvc exp show` as records, from DVC's Python API run in the test repo."""
     code = "import json, dvc.api; print(json.dumps(dvc.api.exp_show(), default=str))"
     return json.loads(run([sys.executable, "-c", code], root))
 
 
-def test_extra_seeds_train_every_variant_once_more_per_seed(repo):
-    root, _ = repo
-    commit(root, "before extra seeds")
-    output = run(["dvc", "exp", "run", "-S", "extra_seeds=[1]"], root)
-    assert ran_stages(output) == {f"seed@{v}-1" for v in VARIANTS} | {"summarize", "report"}
-    summary = {row["variant"]: row for row in json.loads((root / "metrics/summary.json").read_text())}
-    for variant in VARIANTS:
-        runs = [json.loads((root / path).read_text())["accuracy"] for path in (f"metrics/eval/{variant}.json", f"metrics/seeds/{variant}-1.json")]
-        assert summary[variant]["seeds"] == 2
-        assert summary[variant]["mean"] == pytest.approx(sum(runs) / 2)
-    assert "## Seed noise (2 seeds per variant)" in (root / "metrics/summary.md").read_text()
-
-
-def test_the_sweep_runs_only_the_dropout_variants_stages_on_the_queue(repo):
+def test_the_sweep_queues_two_experiments_that_run_only_the_dropout_variants_stages_and_leave_the_workspace(repo):
     root, _ = repo
     commit(root, "before the sweep")
+    params = (root / "params.yaml").read_text()
     output = root / "metrics/sweeps/keep_prob"
-    argv = ["--values", "0.4", "--seeds", "1", "--jobs", "1", "--output", str(output)]
-    run([sys.executable, "-m", "mnist_dnn.sweep", *argv], root)
-    logs = run(["dvc", "queue", "logs", "sweep-keep_prob-0.4"], root)
-    assert ran_stages(logs) == {"train@dnn_dropout", "evaluate@dnn_dropout", "seed@dnn_dropout-1"}
-    (point,) = json.loads(output.with_suffix(".json").read_text())["runs"]
-    assert point["keep_prob"] == 0.4 and point["seeds"] == [777, 1]
-    assert all(0.5 < accuracy <= 1 for accuracy in point["accuracies"])
-    assert "| 0.4 " in output.with_suffix(".md").read_text()
+    argv = ["--values", "0.4", "0.6", "--seeds", "1", "--jobs", "2", "--output", str(output)]
+    run([sys.executable, "-m", "mnist_dnn.sweep", *argv], root)  # `dvc exp run --queue` each, `dvc queue start --jobs 2`
+    names = {"sweep-keep_prob-0.4": 0.4, "sweep-keep_prob-0.6": 0.6}
+    for name in names:
+        logs = run(["dvc", "queue", "logs", name], root)
+        assert ran_stages(logs) == {"train@dnn_dropout", "evaluate@dnn_dropout", "seed@dnn_dropout-1"}, name
+    shown = {row["Experiment"]: row["keep_prob"] for row in dvc_api_exp_show(root) if row.get("Experiment") in names}
+    assert shown == names
+    points = json.loads(output.with_suffix(".json").read_text())["runs"]
+    assert [(point["keep_prob"], point["seeds"]) for point in points] == [(0.4, [777, 1]), (0.6, [777, 1])]
+    assert all(0.5 < accuracy <= 1 for point in points for accuracy in point["accuracies"])
+    table = output.with_suffix(".md").read_text()
+    assert "| 0.4 " in table and "| 0.6 " in table
+    assert (root / "params.yaml").read_text() == params
+    changed = run(["git", "status", "--porcelain", "--untracked-files=all"], root).splitlines()
+    assert sorted(line[3:] for line in changed) == [f"metrics/sweeps/keep_prob.{s}" for s in ("json", "md", "svg")]

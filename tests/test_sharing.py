@@ -9,13 +9,14 @@ import shutil
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from ruamel.yaml import YAML
 
 from helpers import VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("trained_project")]
 BUCKET = "mnist-dnn"
 
 def clone(source, machine):
@@ -118,29 +119,38 @@ def test_runners_split_the_seeds_and_a_collector_trains_nothing(pushed_to_s3, s3
     maintainer = clone(pushed_to_s3, tmp_path_factory.mktemp("maintainer"))
     edit_yaml(maintainer / "params.yaml", {"extra_seeds": [1, 2]})
     commit(maintainer, "extra_seeds [1, 2]")
-    runners = {}
-    for seed in (1, 2):
-        runner = runners[seed] = clone(maintainer, tmp_path_factory.mktemp(f"runner-{seed}"))
-        use_s3(runner, s3.meta.endpoint_url)
-        output, figures[f"runner {seed}: dvc repro --pull seed@*-{seed} (s)"] = timed(
-            ["dvc", "repro", "--pull", "--glob", f"seed@*-{seed}"], runner
-        )
-        assert ran_stages(output) == {f"seed@{variant}-{seed}" for variant in VARIANTS}  # download, prepare pulled
-        start = time.monotonic()
-        push_run_cache(runner)
-        figures[f"runner {seed}: push --run-cache (s)"] = round(time.monotonic() - start, 1)
+    runners = {seed: clone(maintainer, tmp_path_factory.mktemp(f"runner-{seed}")) for seed in (1, 2)}
+
+    def work(seed):
+        """What runner ``seed`` does: train its seed's stages, push their run-cache; its stages run and seconds."""
+        use_s3(runners[seed], s3.meta.endpoint_url)
+        output, repro_seconds = timed(["dvc", "repro", "--pull", "--glob", f"seed@*-{seed}"], runners[seed])
+        _, push_seconds = timed(["mnist-dnn", "push-run-cache"], runners[seed])
+        return ran_stages(output), repro_seconds, push_seconds
+
+    with ThreadPoolExecutor(len(runners)) as pool:  # at the same time, as two machines would
+        for seed, (ran, repro_seconds, push_seconds) in zip(runners, pool.map(work, runners)):
+            assert ran == {f"seed@{variant}-{seed}" for variant in VARIANTS}  # download, prepare pulled
+            figures[f"runner {seed}: dvc repro --pull seed@*-{seed} (s)"] = repro_seconds
+            figures[f"runner {seed}: push --run-cache (s)"] = push_seconds
     collector = clone(maintainer, tmp_path_factory.mktemp("collector"))
     use_s3(collector, s3.meta.endpoint_url)
     output, figures["collector: dvc repro --pull (s)"] = timed(["dvc", "repro", "--pull"], collector)
     rerun = ran_stages(output)
     figures["collector: stages run"] = ", ".join(sorted(rerun))
-    assert rerun == {"summarize", "report"}  # the multi-seed table; no training
+    # No training: extra_seeds retrains no train@<variant>, and the seeds' runs come from the runners' run-cache
+    assert rerun == {"summarize", "report"}
     for variant in VARIANTS:
         for seed, runner in runners.items():
             path = f"metrics/seeds/{variant}-{seed}.json"
             assert (collector / path).read_bytes() == (runner / path).read_bytes()
-    summary = json.loads((collector / "metrics/summary.json").read_text())
-    assert [row["seeds"] for row in summary] == [3] * len(VARIANTS)
+    summary = {row["variant"]: row for row in json.loads((collector / "metrics/summary.json").read_text())}
+    for variant in VARIANTS:  # the multi-seed table: train.seed's run and each runner's
+        paths = [f"metrics/eval/{variant}.json", *(f"metrics/seeds/{variant}-{seed}.json" for seed in runners)]
+        accuracies = [json.loads((collector / path).read_text())["accuracy"] for path in paths]
+        assert summary[variant]["seeds"] == 3
+        assert summary[variant]["mean"] == pytest.approx(sum(accuracies) / 3)
+    assert "## Seed noise (3 seeds per variant)" in (collector / "metrics/summary.md").read_text()
     assert ran_stages(run(["dvc", "repro"], collector)) == set()
 
 
