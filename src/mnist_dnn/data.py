@@ -3,7 +3,6 @@
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torchvision.datasets import MNIST
 
 from mnist_dnn.errors import UserError
 from mnist_dnn.models import check_header
@@ -11,6 +10,8 @@ from mnist_dnn.models import check_header
 
 def load_mnist(root, train):
     """MNIST's training (``train=True``) or test images and labels from ``root``, both uint8."""
+    from torchvision.datasets import MNIST  # here, not at the top: importing torchvision costs every stage 1.5 s
+
     try:
         dataset = MNIST(root, train=train, download=False)
     except RuntimeError as err:
