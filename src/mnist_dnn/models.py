@@ -147,22 +147,16 @@ class ModelSpec(BaseModel):
         size = path.stat().st_size
         if size > 4 * MAX_PARAMETERS + 2**20:
             raise UserError(f"{path}: {size:,} bytes, larger than any model file can be")
-        try:
-            check_header(path)
-            with safe_open(path, framework="pt") as f:
-                metadata = f.metadata() or {}
-                spec = cls._from_metadata(metadata)
-                slices = {name: f.get_slice(name) for name in f.keys()}
-                found = {name: (s.get_dtype(), tuple(s.get_shape())) for name, s in slices.items()}
-                expected = {name: ("F32", shape) for name, shape in spec.shapes().items()}
-                if found != expected:
-                    raise UserError(f"weights do not match the architecture in its metadata ({_difference(found, expected)})")
-                state = {name: f.get_tensor(name) for name in f.keys()}
-            check_digest(state, _record(metadata))
-        except UserError as err:
-            raise UserError(f"{path}: {err}") from None
-        except (OSError, SafetensorError) as err:
-            raise UserError(f"{path}: not a mnist_dnn model file ({type(err).__name__}: {one_line(err)})") from None
+        with _opened(path) as f:
+            record = _record(f.metadata() or {})
+            spec = cls._from_record(record)
+            slices = {name: f.get_slice(name) for name in f.keys()}
+            found = {name: (s.get_dtype(), tuple(s.get_shape())) for name, s in slices.items()}
+            expected = {name: ("F32", shape) for name, shape in spec.shapes().items()}
+            if found != expected:
+                raise UserError(f"weights do not match the architecture in its metadata ({_difference(found, expected)})")
+            state = {name: f.get_tensor(name) for name in f.keys()}
+            check_digest(state, record)
         for name, tensor in state.items():
             if not torch.isfinite(tensor).all():
                 raise UserError(f"{path}: weights are not finite (NaN or infinity in {name})")
@@ -171,10 +165,10 @@ class ModelSpec(BaseModel):
         return model, spec
 
     @classmethod
-    def _from_metadata(cls, metadata):
-        """The spec in a model file's metadata; a UserError saying what is wrong with it."""
+    def _from_record(cls, record):
+        """The spec in a model file's record; a UserError saying what is wrong with it."""
         try:
-            return cls.model_validate_json(json.dumps(_record(metadata)["spec"]))
+            return cls.model_validate_json(json.dumps(record["spec"]))
         except ValidationError as err:
             first = err.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "spec"
@@ -231,16 +225,24 @@ def check_header(path, kind="mnist_dnn model file"):
                         "allowed)")
 
 
-def read_numerics(path):
-    """The numerics recorded in the model file at ``path`` (empty for files written before they were)."""
+@contextmanager
+def _opened(path):
+    """The model file ``path`` opened with safetensors once its header's length is checked; any failure inside is a
+    UserError naming the file."""
     try:
         check_header(path)
         with safe_open(path, framework="pt") as f:
-            return _record(f.metadata() or {})["numerics"]
+            yield f
     except UserError as err:
         raise UserError(f"{path}: {err}") from None
     except (OSError, SafetensorError) as err:
         raise UserError(f"{path}: not a mnist_dnn model file ({type(err).__name__}: {one_line(err)})") from None
+
+
+def read_numerics(path):
+    """The numerics recorded in the model file at ``path`` (empty for files written before they were)."""
+    with _opened(path) as f:
+        return _record(f.metadata() or {})["numerics"]
 
 
 def _difference(found, expected):
