@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONPATH := src$(if $(PYTHONPATH),:$(PYTHONPATH))
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro verify check test docs browser bench bench-numerics bench-gpu seed-noise sweep
+.PHONY: install repro verify check test docs browser bench bench-numerics bench-vendors bench-gpu seed-noise sweep
 
 install: $(VENV)/.installed
 
@@ -55,6 +55,11 @@ bench: install
 bench-numerics: install
 	dvc repro prepare
 	python benchmarks/numerics.py --output metrics/bench_numerics.json
+
+# Across CPU vendors: the training shapes' matrix products here, shape by shape, against another machine's reference
+# hashes in ../shared/numerics/ (metrics/bench_vendors.json).
+bench-vendors: install
+	python benchmarks/gemm_vendors.py --output metrics/bench_vendors.json
 
 # The GPU check: eager vs CUDA-graph steps, the whole table (metrics/bench_gpu.json) and the GPU tests. It needs no
 # DVC: on a bare GPU machine run `bash benchmarks/gpu_check.sh` itself (see its header).

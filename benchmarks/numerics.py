@@ -1,7 +1,9 @@
 """Benchmark: which CPU numerics settings give the same float bits everywhere, and what each costs per epoch.
 
 Each candidate is a set of environment variables (ATen's CPU capability, MKL's CNR branch, MKL's dynamic threads,
-oneDNN's ISA, the thread count), set before torch is imported, in a fresh process per run. For each one it prints
+oneDNN's ISA, the thread count), set before torch is imported, in a fresh process per run; K_SLICE_ENV also makes the
+linear layers compute their three products with the inner dimension cut into slices (the cross-vendor experiment of
+docs/reproducibility.md). For each one it prints
 
 - its cost: seconds per epoch of training, against the machine's native numerics (no variable set), interleaved
   in rounds so that both share the machine's noise;
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import time
 
+K_SLICE_ENV = "K_SLICE"  # slice size of the linear layers' inner dimension; unset: plain nn.Linear
 # candidate → the variables it sets; "native" sets none.
 CANDIDATES = {
     "native": {},
@@ -37,10 +40,40 @@ CANDIDATES = {
     "aten_avx2+cbwr_avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"},
     "aten_avx2+cbwr_avx2_strict": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT"},
     "aten_avx2+cbwr_avx2+onednn_avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "aten_avx2+cbwr_compatible+k_slice_100": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE",
+                                              K_SLICE_ENV: "100"},
 }
 CAPABILITIES = ["default", "avx2", "avx512"]
 THREADS = [1, 2, 4, 16]
 PROBE_IMAGES = 10_000  # the stability probe's short epoch: 100 steps of 100 images
+
+
+def sliced_matmul(a, b, size):
+    """``a @ b`` with the inner dimension cut into slices of ``size`` whose products are added left to right; both
+    operands row-major and contiguous but for ``a``'s column slices, as ../shared/numerics/gemm_probe.py computes them."""
+    out = a[:, :size] @ b[:size]
+    for start in range(size, a.shape[1], size):
+        out = out + a[:, start : start + size] @ b[start : start + size]
+    return out
+
+
+def sliced_linear(size):
+    """``F.linear`` whose forward, input-gradient and weight-gradient products are ``sliced_matmul`` of ``size``."""
+    import torch
+
+    class SlicedLinear(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, weight, bias):
+            ctx.save_for_backward(x, weight)
+            return sliced_matmul(x, weight.t().contiguous(), size) + bias
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, weight = ctx.saved_tensors
+            grad_x = sliced_matmul(grad, weight, size) if ctx.needs_input_grad[0] else None
+            return grad_x, sliced_matmul(grad.t().contiguous(), x, size), grad.sum(0)
+
+    return SlicedLinear.apply
 
 
 def worker(variant, epochs, images, train_path):
@@ -51,6 +84,9 @@ def worker(variant, epochs, images, train_path):
     from mnist_dnn import data, training
     from mnist_dnn.config import load_params
 
+    if os.environ.get(K_SLICE_ENV):
+        linear = sliced_linear(int(os.environ[K_SLICE_ENV]))
+        torch.nn.Linear.forward = lambda self, x: linear(x, self.weight, self.bias)
     params = load_params()
     inputs, targets = data.load_for_model(train_path, "cpu")
     hp = params.train.model_copy(update={"epochs": epochs})
@@ -71,7 +107,7 @@ def run(env, variant, epochs, images, train_path):
     """One worker run under ``env`` added to this process's environment (the project's numerics default off)."""
     command = [sys.executable, __file__, "--worker", variant, str(epochs), str(images), "--train", train_path]
     full = os.environ | {"MNIST_DNN_NUMERICS": "native"} | env
-    for name in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_DYNAMIC", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS"):
+    for name in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_DYNAMIC", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", K_SLICE_ENV):
         if name not in env:
             full.pop(name, None)
     out = subprocess.run(command, env=full, capture_output=True, text=True, check=True).stdout

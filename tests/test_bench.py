@@ -119,3 +119,24 @@ def test_format_table_aligns_columns_and_rounds_numbers():
         "softmax  0.123    7",
         "    dnn 12.500 1234",
     ]
+
+
+numerics_spec = importlib.util.spec_from_file_location("bench_numerics", REPO / "benchmarks/numerics.py")
+bench_numerics = importlib.util.module_from_spec(numerics_spec)
+numerics_spec.loader.exec_module(bench_numerics)
+
+
+@pytest.mark.parametrize("size", [64, 100, 1000])
+def test_the_sliced_linear_layer_computes_what_nn_linear_does(size):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(100, 784, generator=g, requires_grad=True)
+    weight = torch.randn(10, 784, generator=g, requires_grad=True)
+    bias = torch.randn(10, generator=g, requires_grad=True)
+    upstream = torch.randn(100, 10, generator=g)
+    sliced = bench_numerics.sliced_linear(size)(x, weight, bias)
+    plain = torch.nn.functional.linear(x, weight, bias)
+    torch.testing.assert_close(sliced, plain, rtol=1e-5, atol=1e-4)
+    grads = torch.autograd.grad(sliced, (x, weight, bias), upstream)
+    expected = torch.autograd.grad(plain, (x, weight, bias), upstream)
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)

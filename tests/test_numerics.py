@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,13 +42,31 @@ def test_importing_the_package_sets_the_portable_numerics_before_torch():
     result = probe()
     assert result["fingerprint"]["mode"] == "portable"
     assert result["fingerprint"]["aten_cpu_capability"] == "AVX2"
-    assert result["fingerprint"]["mkl_cbwr"] == "AVX2"
+    assert result["fingerprint"]["mkl_cbwr"] == "AVX2,STRICT"
 
 
 def test_native_mode_leaves_the_kernels_to_pytorch():
     result = probe(MNIST_DNN_NUMERICS="native")
     assert result["fingerprint"]["mode"] == "native"
     assert result["fingerprint"]["mkl_cbwr"] == "auto"
+    assert result["fingerprint"]["mkl_branch"] == "OFF"  # MKL's own word: no reproducibility branch in force
+
+
+def test_the_fingerprint_names_the_vendor_and_the_branch_mkl_runs():
+    fingerprint = probe()["fingerprint"]
+    vendor = fingerprint["cpu_vendor"]
+    assert vendor in Path("/proc/cpuinfo").read_text()
+    # MKL runs its AVX2 branch on Intel CPUs only; on any other vendor it replaces it by AUTO (its documentation)
+    if vendor == "GenuineIntel":
+        assert fingerprint["mkl_branch"].endswith(",STRICT")
+    else:
+        assert fingerprint["mkl_branch"] == "AUTO,STRICT"
+
+
+def test_reading_the_mkl_branch_prints_nothing():
+    code = "import mnist_dnn, torch; from mnist_dnn import numerics; print(repr(numerics.mkl_branch()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith(",STRICT'"), out.stdout  # the value alone, none of MKL's verbose lines
 
 
 def test_a_variable_the_user_set_wins():
@@ -59,12 +78,13 @@ def test_portable_numerics_give_the_same_bits_under_any_thread_count():
     assert len(set(hashes.values())) == 1, hashes
 
 
+MACHINE = {"cpu_vendor": "GenuineIntel", "cpu": "x", "cpu_flags": ["avx2"], "threads": 2}
+
+
 @pytest.mark.parametrize("fingerprint, kept", [
-    ({"mode": "portable", "aten_cpu_capability": "AVX2", "cpu": "x", "cpu_flags": ["avx2"], "threads": 2}, {"mode"}),
-    ({"mode": "native", "aten_cpu_capability": "AVX512", "cpu": "x", "cpu_flags": [], "threads": 2},
-     {"mode", "cpu", "cpu_flags", "threads"}),
-    ({"mode": "portable", "aten_cpu_capability": "DEFAULT", "cpu": "x", "cpu_flags": [], "threads": 2},
-     {"mode", "cpu", "cpu_flags", "threads"}),
+    ({"mode": "portable", "aten_cpu_capability": "AVX2"} | MACHINE, {"mode", "cpu_vendor"}),
+    ({"mode": "native", "aten_cpu_capability": "AVX512"} | MACHINE, {"mode", *MACHINE}),
+    ({"mode": "portable", "aten_cpu_capability": "DEFAULT"} | MACHINE, {"mode", *MACHINE}),
 ])
 def test_only_what_decides_the_bits_is_recorded(fingerprint, kept):
     assert set(numerics.deciding(fingerprint)) - {"aten_cpu_capability"} == kept
@@ -72,5 +92,7 @@ def test_only_what_decides_the_bits_is_recorded(fingerprint, kept):
 
 def test_a_description_says_where_the_bits_hold():
     fingerprint = probe()["fingerprint"]
-    assert numerics.describe(numerics.deciding(fingerprint)).endswith("any x86-64 CPU with AVX2, any thread count")
+    vendor = fingerprint["cpu_vendor"]
+    assert numerics.describe(numerics.deciding(fingerprint)).endswith(
+        f"{vendor}: the same bits on any {vendor} CPU with AVX2, any thread count")
     assert f"{fingerprint['threads']} threads on {fingerprint['cpu']}" in numerics.describe(fingerprint)

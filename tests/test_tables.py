@@ -18,7 +18,7 @@ COLUMNS = [
     "variant", "architecture", "init", "bias_init", "dropout", "lecture_accuracy", "reproduced_accuracy", "difference_pp"
 ]
 PORTABLE = {"torch": "2.14.1", "device": "cpu", "mode": "portable", "aten_cpu_capability": "AVX2", "mkl": "2024.2",
-            "mkl_cbwr": "AVX2", "onednn": "v3.12.0"}
+            "mkl_cbwr": "AVX2,STRICT", "mkl_branch": "AUTO,STRICT", "onednn": "v3.12.0", "cpu_vendor": "AuthenticAMD"}
 NUMERICS = {name: PORTABLE for name in ("softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout")}
 
 LECTURE = {"softmax": 0.9035, "nn_normal": 0.9455, "nn_xavier": 0.9783, "dnn": 0.9742, "dnn_dropout": 0.9804}
@@ -301,4 +301,5 @@ def test_the_summary_compares_cost_curves_with_the_lecture():
 def test_the_summary_says_where_it_was_computed():
     markdown = summary_markdown(summary_table(PARAMS, ONE_SEED), NUMERICS)
     assert "Computed with CPU, portable numerics: torch 2.14.1" in markdown
-    assert "any x86-64 CPU with AVX2" in markdown
+    assert "MKL 2024.2 (CBWR AVX2,STRICT, ran AUTO,STRICT)" in markdown
+    assert "the same bits on any AuthenticAMD CPU with AVX2, any thread count" in markdown

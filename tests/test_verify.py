@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -53,6 +54,37 @@ def test_accuracies_within_and_beyond_their_tolerance():
     assert by_name["c"][2] is None and not by_name["c"][5]  # a variant the run did not compute fails
 
 
+AMD = {"device": "cpu", "mode": "portable", "mkl_branch": "AUTO,STRICT", "cpu_vendor": "AuthenticAMD"}
+INTEL = AMD | {"mkl_branch": "AVX2,STRICT", "cpu_vendor": "GenuineIntel"}
+
+
+def test_the_same_numerics_are_no_difference():
+    assert verify.difference({"softmax": AMD}, {"softmax": dict(AMD)}) is None
+
+
+def test_another_vendor_is_named_with_the_committed_one():
+    assert verify.difference({"softmax": AMD}, {"softmax": INTEL}) == \
+        "another CPU vendor (GenuineIntel) than the committed run (AuthenticAMD)"
+
+
+def test_other_numerics_of_the_same_vendor_name_what_changed():
+    native = AMD | {"mode": "native", "threads": 2}
+    assert verify.difference({"softmax": AMD}, {"softmax": native}) == \
+        "other numerics than the committed run (mode portable → native, threads – → 2)"
+    cuda = {"device": "cuda", "gpu": "H100"}
+    assert verify.difference({"softmax": AMD}, {"softmax": cuda}).startswith("other numerics than the committed run")
+
+
+def test_the_vendor_note_says_whether_the_vendors_differ():
+    assert verify.vendor_note(AMD, AMD) == "this machine's CPU vendor is the committed run's (AuthenticAMD)"
+    assert verify.vendor_note(AMD, INTEL) == \
+        "this machine's CPU vendor (GenuineIntel) is not the committed run's (AuthenticAMD)"
+
+
+def test_the_determinism_rerun_takes_another_thread_count():
+    assert [verify.other_threads(n) for n in (1, 2, 16)] == [2, 1, 1]
+
+
 # ---- end to end: make verify in a committed 1-epoch copy of the project --------------------------------------------
 
 def run_verify(root, **env):
@@ -86,8 +118,11 @@ def committed(tmp_path_factory):
 def test_verify_with_the_committed_numerics_requires_the_same_bytes(committed):
     result = run_verify(committed)
     assert result.returncode == 0, result.stderr
-    assert "bit-identical: every model and metric byte for byte as committed" in result.stdout
-    assert "deterministic: dnn_dropout trained again here gives the same bytes" in result.stdout
+    assert "bit-identical: every model and metric byte for byte as committed; this machine's CPU vendor is the " \
+           "committed run's" in result.stdout
+    rerun = re.search(r"deterministic: dnn_dropout trained again here under (\d+) threads? \(the pipeline ran under "
+                      r"(\d+)\) gives the same bytes", result.stdout)
+    assert rerun and rerun[1] != rerun[2], result.stdout
 
 
 @pytest.mark.e2e
@@ -99,6 +134,26 @@ def test_verify_with_other_numerics_compares_accuracies_within_seed_noise(commit
     assert "this machine:  CPU, native numerics" in result.stdout
     assert subprocess.run(["git", "status", "--porcelain", "--", "dvc.lock", "metrics/"], cwd=committed,
                           capture_output=True, text=True).stdout == ""  # the committed results are restored
+
+
+@pytest.mark.e2e
+def test_verify_on_another_cpu_vendor_compares_accuracies_within_seed_noise(committed):
+    numerics_path = committed / "metrics/numerics.json"  # the committed run as another vendor's CPU would record it
+    recorded = json.loads(numerics_path.read_text())
+    here = next(iter(recorded.values()))["cpu_vendor"]
+    other = "AuthenticAMD" if here == "GenuineIntel" else "GenuineIntel"
+    numerics_path.write_text(json.dumps({name: n | {"cpu_vendor": other} for name, n in recorded.items()}))
+    commit(committed, "the committed run, from another vendor's CPU")
+    try:
+        result = run_verify(committed)
+        status = subprocess.run(["git", "status", "--porcelain", "--", "dvc.lock", "metrics/"], cwd=committed,
+                                capture_output=True, text=True).stdout
+    finally:
+        run(["git", "reset", "-q", "--hard", "HEAD~1"], committed)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"not bit-identical: another CPU vendor ({here}) than the committed run ({other}); every test accuracy " \
+           "within 3 × √2 × its seed noise" in result.stdout
+    assert status == ""  # the committed results are restored
 
 
 @pytest.mark.e2e
