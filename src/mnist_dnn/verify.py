@@ -124,7 +124,7 @@ def main(args):
     committed_accuracy = committed_json(paths.TEST_METRICS)["accuracy"]
     committed_lock = git("show", f"{COMMITTED}:dvc.lock")
     here = numerics.fingerprint(select_device())
-    print(f"committed run: {numerics.describe(next(iter(committed_numerics.values())))}")
+    print(f"committed run: {numerics.describe(first(committed_numerics))}")
     print(f"this machine:  {numerics.describe(here)}")
     subprocess.run(["dvc", "repro", "--force"], check=True)  # recomputed here, whatever the cache holds
 
