@@ -5,24 +5,19 @@ import pandas as pd
 from mnist_dnn import data, files
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
-from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import evaluate
-from mnist_dnn.models import ModelSpec, read_numerics
+from mnist_dnn.models import load_as
 from mnist_dnn.stage import ArgumentParser, run_stage
 
 
 def main(args):
-    expected = load_params().model_spec(args.variant)
+    params = load_params()
     device = select_device()
-    model, spec = ModelSpec.load(args.model)
-    if spec != expected:
-        raise UserError(
-            f"{args.model}: holds {spec.variant} ({spec.layout}), not {expected.variant} as params.yaml has it "
-            f"({expected.layout}); run `dvc repro train@{expected.variant}`"
-        )
+    model, record = load_as(args.model, params.model_spec(args.variant), params.trained_with(args.variant))
     (inputs, targets), = data.load_splits(args.test, device=device)
     metrics, predicted = evaluate(model.to(device), inputs, targets)
-    metrics["numerics"] = read_numerics(args.model)  # how the weights were computed, for the summary
+    metrics["numerics"] = record["numerics"]  # how the weights were computed, for the summary
+    metrics["trained_with"] = record["trained_with"]  # what with, checked again by summarize and report
     confusion = pd.DataFrame({"actual": targets.cpu().numpy(), "predicted": predicted.cpu().numpy()})
     with files.atomic_outputs(args.metrics, args.confusion) as (metrics_path, confusion_path):
         files.write_json(metrics_path, metrics)

@@ -12,6 +12,7 @@ from mnist_dnn.stage import ArgumentParser, run_stage
 
 def main(args):
     params = load_params()
+    outputs.check_trained_with(params, args.eval)
     rows = outputs.read_summary(args.summary)
     images, labels = data.load_split(args.test)
     loss, after_step, accuracy, confusion = {}, {}, {}, {}
@@ -48,6 +49,7 @@ def main(args):
 if __name__ == "__main__":
     parser = ArgumentParser(description=__doc__)
     parser.add_argument("--summary", required=True, help="the summarize stage's JSON")
+    parser.add_argument("--eval", required=True, help="folder of evaluate@<variant> metrics")
     parser.add_argument("--train-logs", required=True, help="folder of the train@<variant> stages' dvclive logs")
     parser.add_argument("--confusion", required=True, help="folder of the evaluate@<variant> stages' confusion CSVs")
     parser.add_argument("--test", required=True, help="test split")

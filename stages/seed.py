@@ -20,9 +20,11 @@ def main(args):
     with files.atomic_outputs(args.model, args.metrics) as (model_path, metrics_path):
         model, history = training.train(spec, hp, params.optimizer, train, val)
         metrics, _ = evaluate(model, *test)
-        spec.save(model, model_path, numerics.recorded(device))
+        trained_with = params.trained_with(args.variant, args.seed)
+        spec.save(model, model_path, numerics.recorded(device), trained_with)
         costs = [log.train_loss_after_step for log in history]
-        files.write_json(metrics_path, {"accuracy": metrics["accuracy"], "loss": metrics["loss"], "loss_after_step": costs})
+        files.write_json(metrics_path, {"accuracy": metrics["accuracy"], "loss": metrics["loss"],
+                                        "loss_after_step": costs, "trained_with": trained_with})
     print(f"{spec.variant} with seed {hp.seed}: test accuracy {metrics['accuracy']:.4f}")
 
 

@@ -10,6 +10,7 @@ from mnist_dnn.stage import ArgumentParser, run_stage
 
 def main(args):
     params = load_params()
+    outputs.check_trained_with(params, args.eval, args.seeds)
     accuracies = outputs.read_accuracies(params.variants, params.extra_seeds, args.eval, args.seeds)
     costs = outputs.read_costs(params.variants, params.extra_seeds, args.train_logs, args.seeds)
     table = tables.summary_table(params, accuracies, costs)

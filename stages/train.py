@@ -14,7 +14,7 @@ def main(args):
     print(f"{spec.variant}: {spec.architecture}, {len(train[0])} training images, on {device}")
     with files.atomic_outputs(args.model, args.log) as (model_path, log_dir):
         model, _ = training.train(spec, params.train, params.optimizer, train, val, log_dir=log_dir)
-        spec.save(model, model_path, numerics.recorded(device))
+        spec.save(model, model_path, numerics.recorded(device), params.trained_with(args.variant))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 """A corrupt object in the DVC cache: `dvc checkout` restores it without hashing it, so the model's digest refuses it
-at load, `mnist-dnn verify-cache` names it, and `mnist-dnn push-run-cache` stops before it reaches a remote."""
+at load, `mnist-dnn verify-cache` names it, and `mnist-dnn push-run-cache` stops before it reaches a remote. The partial
+file that a failed transfer leaves in the cache is skipped, and named; a file DVC would not have named so is not."""
 
+import resource
+import signal
 import subprocess
 import sys
 
 import pytest
+from dvc_objects.fs.utils import tmp_fname
 from PIL import Image
 
 from helpers import commit, pipeline_env, run
@@ -83,3 +87,66 @@ def test_verify_cache_outside_a_dvc_repo_is_one_line(tmp_path):
     result = mnist_dnn(tmp_path, "verify-cache")
     assert result.returncode == 2
     assert result.stderr.startswith("error: mnist-dnn verify-cache: ") and result.stderr.count("\n") == 1
+
+
+def cap_file_size():
+    """In the child: a write past 1 MiB fails with EFBIG, as on a full disk (SIGXFSZ ignored, so it is an error)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, 2**20))
+
+
+def fail_transfer(root):
+    """``dvc add`` a 3 MiB file while writes past 1 MiB fail; the partial files it leaves in the cache. DVC logs the
+    error, yet writes data.bin.dvc and exits 0 when the cache type is copy."""
+    run(["dvc", "config", "--local", "cache.type", "copy"], root)  # a reflink would write nothing
+    (root / "data.bin").write_bytes(b"\x01" * 3 * 2**20)
+    added = subprocess.run(["dvc", "add", "data.bin"], cwd=root, env=pipeline_env(), preexec_fn=cap_file_size,
+                           capture_output=True, text=True, timeout=120)
+    assert "File too large" in added.stderr, added.stderr
+    return sorted((root / ".dvc/cache/files/md5").glob("*/.*.tmp"))
+
+
+def test_the_partial_file_of_a_failed_transfer_is_skipped_named_and_kept_from_the_remote(repo, tmp_path):
+    (partial,) = fail_transfer(repo)  # DVC leaves .dvc/cache/files/md5/xx/.<token>.tmp behind
+    assert partial.stat().st_size == 2**20
+    run(["dvc", "add", "-q", "data.bin"], repo)  # again, once there is room: the partial file stays
+    assert partial.exists()
+    verified = mnist_dnn(repo, "verify-cache")
+    assert (verified.returncode, verified.stderr) == (0, "")
+    assert verified.stdout == ("2 objects in the DVC cache match the md5 they are named by; skipped 1 partial files "
+                               f"DVC left from unfinished transfers ({partial.relative_to(repo)}), safe to delete "
+                               "while no DVC command runs\n")
+    pushed = mnist_dnn(repo, "push-run-cache")
+    assert (pushed.returncode, pushed.stderr) == (0, "")
+    cache, remote = repo / ".dvc/cache", tmp_path / "remote"
+    objects = sorted(path.relative_to(cache) for path in (cache / "files").rglob("*")
+                     if path.is_file() and path != partial)
+    assert len(objects) == 2  # the model and data.bin
+    assert sorted(path.relative_to(remote) for path in remote.rglob("*") if path.is_file()) == objects  # no partial
+
+
+def test_a_corrupt_object_is_reported_beside_partial_files(repo):
+    obj = cache_object(repo)
+    fail_transfer(repo)
+    moved = obj.parent / tmp_fname(obj.name)  # the name dvc_objects.fs.utils.move gives an object on its way in
+    moved.write_bytes(obj.read_bytes())
+    corrupt(obj)
+    verified = mnist_dnn(repo, "verify-cache")
+    assert (verified.returncode, verified.stdout) == (2, "")
+    assert verified.stderr == (f"error: 1 of 1 objects in the DVC cache do not match the md5 they are named by "
+                               f"({obj.relative_to(repo)}): delete them, then `dvc pull` or `dvc repro`\n")
+
+
+@pytest.mark.parametrize("name", ["ab/cdef.tmp",  # no leading dot, no token
+                                  "ab/.IR4tMSlbKmqQCYX9cbnVv.tmp",  # a token one character short
+                                  "ab/.IR4tMSlbKmqQCYX9cbnVvA.tmp.x",  # more after .tmp
+                                  "zz/.IR4tMSlbKmqQCYX9cbnVvA.tmp"])  # not a folder of md5 prefixes
+def test_a_file_named_otherwise_than_dvc_names_its_partial_files_is_reported(repo, name):
+    (partial,) = fail_transfer(repo)
+    planted = repo / ".dvc/cache/files/md5" / name
+    planted.parent.mkdir(exist_ok=True)
+    planted.write_bytes(partial.read_bytes())
+    verified = mnist_dnn(repo, "verify-cache")
+    assert (verified.returncode, verified.stdout) == (2, "")
+    assert verified.stderr == (f"error: 1 of 2 objects in the DVC cache do not match the md5 they are named by "
+                               f"({planted.relative_to(repo)}): delete them, then `dvc pull` or `dvc repro`\n")

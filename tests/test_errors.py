@@ -253,3 +253,156 @@ def test_a_stage_detached_from_its_shell_outlives_it(tmp_path, tmp_path_factory,
     assert (tmp_path / "out.txt").read_text() == "done\n"
 
 
+
+
+# ---- SIGTERM and SIGINT, once or more, at any moment -------------------------------------------------------------
+
+SIGNALLED = """
+import shutil, sys, threading, time
+from pathlib import Path
+from mnist_dnn import files
+from mnist_dnn.stage import run_stage
+
+def work():  # say ready, then work for a minute in short steps, as a stage does: a signal that lands just before a
+    # sleep begins does not cut it short, and Python runs its handler when the sleep ends
+    print("ready", flush=True)
+    for _ in range(600):
+        time.sleep(0.1)
+
+def main(moment, linger):
+    if linger:  # as a library's worker thread: Python joins it at exit, so the signals land in the shutdown
+        threading.Thread(target=time.sleep, args=(float(linger),)).start()
+    if moment == "cleanup":  # removing the staging folders takes a while: the signals land in it
+        rmtree = shutil.rmtree
+        shutil.rmtree = lambda path, **kwargs: (print("ready", flush=True), time.sleep(0.05), rmtree(path, **kwargs))
+    if moment == "setup":
+        work()
+    for n in range(1, 1000 if moment == "churn" else 2):
+        with files.atomic_outputs("out/model.txt", "out/log") as (model, log):
+            if moment == "work":
+                work()
+            model.write_text(f"{n}\\n")
+            log.mkdir()
+            (log / "curve.tsv").write_text(f"{n}\\n")
+        if moment == "churn" and n == 1:
+            print("ready", flush=True)
+
+run_stage(main, sys.argv[1], sys.argv[2])
+if sys.argv[1] == "after":  # main has returned, and so has run_stage
+    print("ready", flush=True)
+"""
+LINE = {signal.SIGINT: "error: interrupted\n", signal.SIGTERM: "error: terminated (SIGTERM)\n"}
+TERM, INT = signal.SIGTERM, signal.SIGINT
+
+
+def signalled_stage(cwd, moment, linger=0, env=None):
+    """The stage above, in a process group of its own, once it says ``ready``: it has reached ``moment``."""
+    stage = subprocess.Popen([sys.executable, "-c", SIGNALLED, moment, str(linger)], cwd=cwd, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=env)
+    try:
+        assert read_line(stage.stdout) == "ready\n"
+    except BaseException:
+        stage.kill()
+        stage.communicate(timeout=TIME_CAP)
+        raise
+    return stage
+
+
+def send(stage, signum):
+    """Send ``signum`` to the stage's process group, as `timeout`, `docker stop` or Ctrl-C do; return once the kernel
+    has delivered it (it is no longer pending), so that the next signal is the second one to arrive."""
+    os.killpg(stage.pid, signum)
+    deadline = time.monotonic() + TIME_CAP
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{stage.pid}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        pending = int(next(line.split()[1] for line in status.splitlines() if line.startswith("ShdPnd:")), 16)
+        if not pending & (1 << (signum - 1)):
+            return
+        time.sleep(0.0005)
+
+
+def finish(stage):
+    """The stage's exit status and stderr; killed if it has not exited within the time cap."""
+    try:
+        _, err = stage.communicate(timeout=TIME_CAP)
+    finally:
+        if stage.poll() is None:
+            os.killpg(stage.pid, signal.SIGKILL)
+            stage.communicate()
+    return stage.returncode, err
+
+
+def check_outputs(cwd, published):
+    """No staging folder is left, and the two outputs are both there, from the same write, or (unless ``published``)
+    neither is."""
+    assert [p.name for p in cwd.rglob("*.tmp")] == []
+    model, curve = cwd / "out/model.txt", cwd / "out/log/curve.tsv"
+    if published or model.exists() or (cwd / "out/log").exists():
+        assert model.read_text() == curve.read_text()
+        assert sorted(p.name for p in (cwd / "out").iterdir()) == ["log", "model.txt"]
+
+
+SIGNALS = [[TERM], [TERM, TERM], [INT], [INT, INT], [TERM, INT], [INT, TERM]]
+
+
+@pytest.mark.parametrize("signals", SIGNALS, ids=lambda s: "+".join(signal.Signals(n).name[3:] for n in s))
+@pytest.mark.parametrize("moment", ["setup", "work", "cleanup", "churn"])
+def test_signals_stop_a_stage_in_one_line_and_leave_no_staging_folder(tmp_path, moment, signals):
+    """SIGTERM (`timeout`, `docker stop`, systemd, a cancelled CI job, then the parent-death signal once dvc has died)
+    or SIGINT, once or several in quick succession: before the outputs are made, while they are written, while the
+    staging folders are removed, or anywhere in a loop of writes (a different moment each run). Five times each."""
+    for run in range(5):
+        cwd = tmp_path / str(run)
+        cwd.mkdir()
+        stage = signalled_stage(cwd, moment)
+        if moment == "churn":
+            time.sleep(run * 0.003)  # a different moment of the loop each run
+        for signum in signals:
+            send(stage, signum)
+        status, err = finish(stage)
+        assert (status, err) == (128 + signals[0], LINE[signals[0]])
+        check_outputs(cwd, published=moment == "cleanup")
+
+
+@pytest.mark.parametrize("signals", [[TERM, TERM], [TERM, INT], [INT, TERM]],
+                         ids=lambda s: "+".join(signal.Signals(n).name[3:] for n in s))
+def test_a_second_signal_while_the_stopped_stage_exits_changes_nothing(tmp_path, signals):
+    """The second signal comes once the stage has said why it stops, while Python waits for a thread at exit."""
+    for run in range(5):
+        cwd = tmp_path / str(run)
+        cwd.mkdir()
+        stage = signalled_stage(cwd, "work", linger=0.15)
+        send(stage, signals[0])
+        assert read_line(stage.stderr) == LINE[signals[0]]
+        send(stage, signals[1])
+        status, err = finish(stage)
+        assert (status, err) == (128 + signals[0], "")
+        check_outputs(cwd, published=False)
+
+
+@pytest.mark.parametrize("signals", [[TERM], [INT], [TERM, INT]], ids=["TERM", "INT", "TERM+INT"])
+def test_a_signal_once_main_has_returned_is_ignored(tmp_path, signals):
+    """The outputs are in place and the stage is only exiting (waiting for a thread): it exits 0, and says nothing."""
+    for run in range(5):
+        cwd = tmp_path / str(run)
+        cwd.mkdir()
+        stage = signalled_stage(cwd, "after", linger=0.15)
+        for signum in signals:
+            send(stage, signum)
+        assert finish(stage) == (0, "")
+        check_outputs(cwd, published=True)
+
+
+@pytest.mark.parametrize("signum", [TERM, INT], ids=["TERM", "INT"])
+def test_an_interrupted_dvc_stage_says_how_to_get_its_outputs_back(tmp_path, signum):
+    """DVC removed the stage's outputs before it ran it (DVC_STAGE is set for a stage's command); `mnist-dnn predict`
+    and a stage run by hand, where nothing was removed, say only the first part (the tests above)."""
+    stage = signalled_stage(tmp_path, "work", env={**os.environ, "DVC_STAGE": "train@softmax"})
+    send(stage, signum)
+    status, err = finish(stage)
+    assert status == 128 + signum
+    assert err == (f"{LINE[signum][:-1]}; `dvc repro` finishes the run, or `dvc checkout` and "
+                   "`git checkout -- metrics` bring back the last one\n")

@@ -11,7 +11,7 @@ from torch import nn
 from mnist_dnn import models
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import METADATA_KEY, SPEC_ONLY_KEY, Dropout, ModelSpec, read_numerics, tensor_digest
+from mnist_dnn.models import METADATA_KEY, SPEC_ONLY_KEY, Dropout, ModelSpec, read_record, tensor_digest
 
 PARAMS = load_params(Path(__file__).parents[1] / "params.yaml")
 
@@ -154,7 +154,7 @@ def test_a_model_file_records_its_numerics_in_one_metadata_key(tmp_path):
     SMALL.save(SMALL.build(), path, {"device": "cpu", "mode": "portable"})
     with safe_open(path, framework="pt") as f:
         assert list(f.metadata()) == [METADATA_KEY]  # safetensors writes several keys in a random order
-    assert read_numerics(path) == {"device": "cpu", "mode": "portable"}
+    assert read_record(path)["numerics"] == {"device": "cpu", "mode": "portable"}
 
 
 def test_a_file_from_before_bias_init_and_numerics_loads_with_its_old_meaning(tmp_path):
@@ -163,7 +163,7 @@ def test_a_file_from_before_bias_init_and_numerics_loads_with_its_old_meaning(tm
     write_model_file(path, ModelSpec(variant="v", hidden=(8,), init="xavier_uniform").build().state_dict(),
                      json.dumps(old))
     _, spec = ModelSpec.load(path)
-    assert spec.bias_init == "pytorch" and read_numerics(path) == {}
+    assert spec.bias_init == "pytorch" and read_record(path)["numerics"] == {}
 
 
 @pytest.mark.parametrize("record", ['{"spec": {}}', '[1]', '{"numerics": {}}', '{"spec": 1, "numerics": {}}', "{"])
@@ -361,7 +361,7 @@ def test_a_header_longer_than_any_models_is_refused_before_safetensors_reads_it(
     path = tmp_path / "m.safetensors"
     write_header_only(path, 20_000)
     monkeypatch.setattr(models, "safe_open", lambda *args, **kwargs: pytest.fail("safetensors parsed the header"))
-    for read in (ModelSpec.load, models.read_numerics):
+    for read in (ModelSpec.load, models.read_record):
         with pytest.raises(UserError, match=rf"^{path}: not a mnist_dnn model file \(a safetensors header of [\d,]+ "
                                             r"bytes, over the 1,048,576 allowed\)$"):
             read(path)

@@ -5,14 +5,18 @@ import random
 from functools import partial
 from pathlib import Path
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFile
 from torch import nn
 
+from helpers import REPO, edit_yaml
 from mnist_dnn import predict
 from mnist_dnn.cli import main
+from mnist_dnn.config import load_params
 from mnist_dnn.data import save_split
 from mnist_dnn.errors import UserError
 from mnist_dnn.models import ModelSpec
@@ -273,12 +277,22 @@ def test_terminal_art_uses_denser_characters_for_brighter_pixels():
 # ---- the mnist-dnn predict command ------------------------------------------------------------------------
 
 
+def write_params(root, changes=()):
+    """params.yaml in ``root``: this project's, with one variant, tiny (SPEC), and ``changes`` (dotted key → value)."""
+    edits = {"variants": {"tiny": {"hidden": [16], "init": "xavier_uniform", "bias_init": "pytorch"}},
+             "lecture_accuracy": {}, "lecture_cost": {}, "optimizer_study.variant": "tiny", **dict(changes)}
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    edit_yaml(root / "params.yaml", edits)
+    return load_params(root / "params.yaml")
+
+
 @pytest.fixture
 def model_file(tmp_path):
+    """models/tiny.safetensors in ``tmp_path``, trained (its record says) with the params.yaml beside it."""
     model = SPEC.build()
     path = tmp_path / "models" / "tiny.safetensors"
     path.parent.mkdir()
-    SPEC.save(model, path)
+    SPEC.save(model, path, trained_with=write_params(tmp_path).trained_with("tiny"))
     return model, path
 
 
@@ -322,7 +336,9 @@ def test_predict_text_of_a_test_image(workdir, capsys):
     assert f"label:      {LABELS[2]}" in text
     assert "prediction:" in text
     assert "top 3:" in text
-    assert len(lines) == 5 + 28  # variant, image, label, prediction, top 3; then the art
+    digest = load_params().trained_with("tiny")["sha256"]
+    assert lines[1] == f"trained:    adam lr 0.001, 15 epochs, batch 100, seed 777 (params {digest[:12]})"
+    assert len(lines) == 6 + 28  # variant, trained, image, label, prediction, top 3; then the art
     assert all(len(line) == 56 for line in lines[-28:])
 
 
@@ -339,7 +355,8 @@ def test_predict_random_is_seeded(workdir, capsys):
 
 @pytest.mark.parametrize("args, remove, fragment", [
     pytest.param(["--index", "99"], None, "--index 99", id="index_out_of_range"),
-    pytest.param(["--variant", "nope"], None, "models/nope.safetensors", id="unknown_variant"),
+    pytest.param(["--variant", "nope"], None, "unknown variant 'nope' (params.yaml variants: tiny)",
+                 id="unknown_variant"),
     pytest.param(["--variant", "../../x"], None, "'../../x': not a variant name", id="variant_leaving_models"),
     pytest.param(["--index", "0"], "metrics/summary.json", "metrics/summary.json", id="no_summary"),
     pytest.param(["--index", "0"], "data/prepared/test.safetensors", "data/prepared/test.safetensors",
@@ -537,3 +554,69 @@ def test_finite_weights_whose_outputs_overflow_are_one_line(workdir, capsys, tmp
     SPEC.save(model, path)
     err = expect_cli_error(capsys, "--model", str(path), "--index", "1", *(["--json"] if json_output else []))
     assert err == "error: the model's outputs overflow float32 (its weights are finite but too large)\n"
+
+
+# ---- provenance: a variant's model is refused unless params.yaml trains it so ---------------------------------
+
+
+@pytest.mark.parametrize("key, value, recorded, expected", [
+    ("optimizer.lr", 0.003, "0.001", "0.003"),
+    ("train.epochs", 2, "15", "2"),
+    ("train.seed", 1, "777", "1"),
+    ("optimizer.betas", [0.8, 0.9], "none", "[0.8, 0.9]"),
+    ("optimizer.name", "sgd", '"adam"', '"sgd"'),
+])
+def test_predict_refuses_a_variant_trained_with_other_params_naming_the_key(workdir, tmp_path, capsys, key, value,
+                                                                              recorded, expected):
+    write_params(tmp_path, {key: value})
+    err = expect_cli_error(capsys, "--variant", "tiny", "--index", "0")
+    assert err == (f"error: models/tiny.safetensors: trained with {key} {recorded}, but params.yaml has {expected}; "
+                   "run `dvc repro --force train@tiny`\n")
+    assert expect_cli_error(capsys, "--index", "0") == err  # the best variant of the summary, likewise
+
+
+def test_predict_with_a_model_file_reports_its_own_record_rather_than_refusing_it(workdir, tmp_path, capsys,
+                                                                                  model_file):
+    recorded = load_params().trained_with("tiny")
+    write_params(tmp_path, {"optimizer.lr": 0.003})
+    result = predict_json(capsys, "--model", str(model_file[1]), "--index", "0")
+    assert result["trained_with"] == recorded
+
+
+def test_a_model_file_without_a_record_loads_with_a_warning_line(workdir, tmp_path, capsys, model_file):
+    SPEC.save(model_file[0], model_file[1])  # as files were written before the record existed
+    main(["predict", "--variant", "tiny", "--index", "0", "--json"])
+    out, err = capsys.readouterr()
+    assert json.loads(out)["trained_with"] is None
+    assert err == ("warning: models/tiny.safetensors: records no training params (an older file); not checked "
+                   "against params.yaml\n")
+
+
+def test_a_record_that_does_not_match_its_digest_is_refused(workdir, tmp_path, capsys, model_file):
+    forged = load_params().trained_with("tiny")
+    forged["params"]["optimizer"]["lr"] = 0.003  # values edited, digest kept
+    SPEC.save(model_file[0], model_file[1], trained_with=forged)
+    err = expect_cli_error(capsys, "--variant", "tiny", "--index", "0")
+    assert err == ("error: models/tiny.safetensors: not a mnist_dnn model file (metadata trained_with does not match "
+                   "its sha256)\n")
+
+
+@pytest.mark.parametrize("subfolder", ["src", "metrics/train/deep"])
+def test_predict_works_from_a_folder_below_the_project_root(workdir, tmp_path, capsys, monkeypatch, subfolder):
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    digit = tmp_path / "digit.png"
+    draw_digit("white", "black").save(digit)
+    at_root = [predict_json(capsys, "--variant", "tiny", "--index", "3"), predict_json(capsys, "--image", "digit.png")]
+    (tmp_path / subfolder).mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(tmp_path / subfolder)
+    image = str(Path("../" * len(Path(subfolder).parts), "digit.png"))  # --image stays relative to the folder
+    below = [predict_json(capsys, "--variant", "tiny", "--index", "3"), predict_json(capsys, "--image", image)]
+    assert below[0] == at_root[0]
+    assert below[1] == at_root[1] | {"source": image}
+
+
+def test_predict_outside_a_project_names_the_file_it_looked_for(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path)
+    err = expect_cli_error(capsys, "--variant", "tiny", "--index", "0")
+    assert err.startswith("error: models/tiny.safetensors: no such model file")

@@ -74,10 +74,10 @@ def pushed_to_s3(machine_a, s3, figures):
 
 @pytest.fixture(scope="module")
 def machine_b(pushed_to_s3, s3, tmp_path_factory, figures):
-    """Machine B: another clone with its own cache, after `dvc pull --run-cache` from S3."""
+    """Machine B: another clone with its own cache, after `mnist-dnn pull-run-cache` from S3."""
     root = clone(pushed_to_s3, tmp_path_factory.mktemp("machine-b"))
     use_s3(root, s3.meta.endpoint_url)
-    _, figures["B: dvc pull --run-cache from S3 (s)"] = timed(["dvc", "pull", "--run-cache"], root)
+    _, figures["B: mnist-dnn pull-run-cache from S3 (s)"] = timed(["mnist-dnn", "pull-run-cache"], root)
     return root
 
 
@@ -107,7 +107,8 @@ def test_a_run_cache_entry_made_on_one_machine_restores_the_stage_on_another(
     c = clone(pushed_to_s3, tmp_path_factory.mktemp("machine-c"))
     use_s3(c, s3.meta.endpoint_url)
     edit_yaml(c / "params.yaml", {"keep_prob": 0.5})
-    output = run(["dvc", "repro", "--pull"], c)
+    run(["mnist-dnn", "pull-run-cache"], c)
+    output = run(["dvc", "repro"], c)
     assert ran_stages(output) == {"summarize", "report"}, output  # outputs all `cache: false`: no run-cache for them
     assert "Stage 'train@dnn_dropout' is cached - skipping run" in output
     for path in ("models/dnn_dropout.safetensors", "metrics/eval/dnn_dropout.json", "metrics/summary.json"):
@@ -124,17 +125,20 @@ def test_runners_split_the_seeds_and_a_collector_trains_nothing(pushed_to_s3, s3
     def work(seed):
         """What runner ``seed`` does: train its seed's stages, push their run-cache; its stages run and seconds."""
         use_s3(runners[seed], s3.meta.endpoint_url)
-        output, repro_seconds = timed(["dvc", "repro", "--pull", "--glob", f"seed@*-{seed}"], runners[seed])
-        return ran_stages(output), repro_seconds, push_run_cache(runners[seed])
+        _, pull_seconds = timed(["mnist-dnn", "pull-run-cache"], runners[seed])
+        output, repro_seconds = timed(["dvc", "repro", "--glob", f"seed@*-{seed}"], runners[seed])
+        return ran_stages(output), pull_seconds, repro_seconds, push_run_cache(runners[seed])
 
     with ThreadPoolExecutor(len(runners)) as pool:  # at the same time, as two machines would
-        for seed, (ran, repro_seconds, push_seconds) in zip(runners, pool.map(work, runners)):
-            assert ran == {f"seed@{variant}-{seed}" for variant in VARIANTS}  # download, prepare pulled
-            figures[f"runner {seed}: dvc repro --pull seed@*-{seed} (s)"] = repro_seconds
+        for seed, (ran, pull_seconds, repro_seconds, push_seconds) in zip(runners, pool.map(work, runners)):
+            assert ran == {f"seed@{variant}-{seed}" for variant in VARIANTS}  # download, prepare restored
+            figures[f"runner {seed}: mnist-dnn pull-run-cache (s)"] = pull_seconds
+            figures[f"runner {seed}: dvc repro seed@*-{seed} (s)"] = repro_seconds
             figures[f"runner {seed}: push --run-cache (s)"] = push_seconds
     collector = clone(maintainer, tmp_path_factory.mktemp("collector"))
     use_s3(collector, s3.meta.endpoint_url)
-    output, figures["collector: dvc repro --pull (s)"] = timed(["dvc", "repro", "--pull"], collector)
+    _, figures["collector: mnist-dnn pull-run-cache (s)"] = timed(["mnist-dnn", "pull-run-cache"], collector)
+    output, figures["collector: dvc repro (s)"] = timed(["dvc", "repro"], collector)
     rerun = ran_stages(output)
     figures["collector: stages run"] = ", ".join(sorted(rerun))
     # No training: extra_seeds retrains no train@<variant>, and the seeds' runs come from the runners' run-cache

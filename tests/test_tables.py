@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from ruamel.yaml import YAML
 
-from helpers import REPO, run_stage
+from helpers import REPO, edit_yaml, run_stage
 from mnist_dnn import outputs, tables
 from mnist_dnn.config import Params, load_params
 from mnist_dnn.errors import UserError
@@ -253,18 +253,26 @@ def test_a_bad_sweep_file_is_a_user_error_saying_make_sweep(tmp_path, content, m
         outputs.read_sweep(path)
 
 
-def test_summarize_stage_writes_the_headline_metrics(tmp_path, monkeypatch):
-    shutil.copy(PARAMS_PATH, tmp_path / "params.yaml")
-    (tmp_path / "metrics/eval").mkdir(parents=True)
+def write_eval_metrics(root, trained_with=PARAMS.trained_with):
+    """metrics/eval/<variant>.json and the dvclive cost curve of each variant in ``root``, each recording the model's
+    ``trained_with(variant)``."""
+    (root / "metrics/eval").mkdir(parents=True)
     for i, (name, accuracy) in enumerate(ACCURACY.items()):
         per_class = {str(c): accuracy for c in range(10)}
-        (tmp_path / f"metrics/eval/{name}.json").write_text(
-            json.dumps({"accuracy": accuracy, "loss": i / 10, "per_class_accuracy": per_class, "numerics": PORTABLE})
-        )
-        costs = tmp_path / f"metrics/train/{name}/plots/metrics/train"
+        (root / f"metrics/eval/{name}.json").write_text(json.dumps(
+            {"accuracy": accuracy, "loss": i / 10, "per_class_accuracy": per_class, "numerics": PORTABLE,
+             "trained_with": trained_with(name)}
+        ))
+        costs = root / f"metrics/train/{name}/plots/metrics/train"
         costs.mkdir(parents=True)
         (costs / "loss_after_step.tsv").write_text("step\tloss_after_step\n1\t0.5\n2\t0.25\n")
+
+
+def test_summarize_stage_writes_the_headline_metrics(tmp_path, monkeypatch, capsys):
+    shutil.copy(PARAMS_PATH, tmp_path / "params.yaml")
+    write_eval_metrics(tmp_path)
     assert run_stage(monkeypatch, tmp_path, "summarize") == 0
+    assert capsys.readouterr().err == ""
     headline = json.loads((tmp_path / "metrics/test.json").read_text())
     assert headline == {"accuracy": ACCURACY, "loss": {name: i / 10 for i, name in enumerate(ACCURACY)}}
     assert list(headline["accuracy"]) == list(ACCURACY)
@@ -273,6 +281,33 @@ def test_summarize_stage_writes_the_headline_metrics(tmp_path, monkeypatch):
     expected = (abs(math.log(0.5 / lecture[0])) + abs(math.log(0.25 / lecture[1]))) / 2
     summary = {row["variant"]: row for row in json.loads((tmp_path / "metrics/summary.json").read_text())}
     assert summary["dnn"]["cost_distance"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("key, value", [("optimizer.lr", 0.003), ("train.epochs", 3), ("keep_prob", 0.5),
+                                        ("optimizer.momentum", 0.9)])
+def test_summarize_refuses_metrics_of_a_model_trained_with_other_params(tmp_path, monkeypatch, capsys, key, value):
+    shutil.copy(PARAMS_PATH, tmp_path / "params.yaml")
+    edit_yaml(tmp_path / "params.yaml", {key: value, "optimizer.name": "sgd"} if "momentum" in key else {key: value})
+    write_eval_metrics(tmp_path)  # from models trained with the committed params
+    assert run_stage(monkeypatch, tmp_path, "summarize") == 2
+    err = capsys.readouterr().err
+    variant = "dnn_dropout" if key == "keep_prob" else next(iter(ACCURACY))
+    assert err.startswith(f"error: metrics/eval/{variant}.json: trained with ")
+    assert err.endswith(f"; run `dvc repro --force evaluate@{variant}`\n") and err.count("\n") == 1
+    assert not (tmp_path / "metrics/summary.json").exists()
+
+
+def test_the_reports_check_names_the_seed_a_seed_run_was_trained_with(tmp_path):
+    write_eval_metrics(tmp_path)
+    params = PARAMS.model_copy(update={"extra_seeds": [1]})
+    (tmp_path / "metrics/seeds").mkdir()
+    for name in ACCURACY:
+        record = {"accuracy": 0.9, "loss": 0.1, "loss_after_step": [0.5], "trained_with": PARAMS.trained_with(name, 2)}
+        (tmp_path / f"metrics/seeds/{name}-1.json").write_text(json.dumps(record))
+    outputs.check_trained_with(params, tmp_path / "metrics/eval")  # the report's check: the main table only
+    with pytest.raises(UserError, match=r"softmax-1.json: trained with seed 2, but params.yaml has 1; run "
+                                        r"`dvc repro --force seed@softmax-1`$"):
+        outputs.check_trained_with(params, tmp_path / "metrics/eval", tmp_path / "metrics/seeds")
 
 
 def test_curve_distance_is_the_mean_absolute_log_ratio():

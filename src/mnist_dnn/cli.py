@@ -2,13 +2,26 @@
 
 import argparse
 import json
+import os
 import random
 import re
+from pathlib import Path
 
-from mnist_dnn import data, outputs, paths, predict
+from mnist_dnn import data, outputs, paths, predict, provenance
+from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import NAME_PATTERN, ModelSpec
+from mnist_dnn.models import NAME_PATTERN, ModelSpec, load_as, read_record
 from mnist_dnn.stage import run_stage
+
+
+def project_root(start="."):
+    """The nearest folder at or above ``start`` that holds dvc.yaml, as a path relative to ``start``; ``start``
+    itself outside a project (a model fetched with `dvc get`)."""
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file():
+            return Path(os.path.relpath(folder, here))
+    return Path(start)
 
 
 def best_variant(summary_path=paths.SUMMARY):
@@ -17,9 +30,9 @@ def best_variant(summary_path=paths.SUMMARY):
     return max(rows, key=lambda row: row["reproduced_accuracy"])["variant"]
 
 
-def test_image(index, seed):
-    """Test image ``index`` (or a seeded random one when ``index`` is None) and its label."""
-    images, labels = data.load_split(paths.TEST_SPLIT)
+def test_image(index, seed, split=paths.TEST_SPLIT):
+    """Test image ``index`` (or a seeded random one when ``index`` is None) of ``split``, and its label."""
+    images, labels = data.load_split(split)
     if index is None:
         index = random.Random(seed).randrange(len(images))
     if not 0 <= index < len(images):
@@ -27,29 +40,45 @@ def test_image(index, seed):
     return index, images[index], int(labels[index])
 
 
-def model_path(variant):
-    """``models/<variant>.safetensors``, for a variant name that cannot lead out of models/."""
+def model_path(variant, root=Path(".")):
+    """``models/<variant>.safetensors`` under ``root``, for a variant name that cannot lead out of models/."""
     if not re.fullmatch(NAME_PATTERN, variant):
         raise UserError(f"{variant[:80]!r}: not a variant name (lowercase letters, digits and _)")
-    return paths.model_file(variant)
+    return root / paths.model_file(variant)
+
+
+def load_model(args, root):
+    """The model ``args`` name, its spec and what it was trained with: a variant's is refused unless params.yaml
+    trains it so; a ``--model`` file is checked against its own record only, since it may come from elsewhere."""
+    if args.model:
+        model, spec = ModelSpec.load(args.model)
+        if args.variant and spec.variant != args.variant:
+            raise UserError(f"{args.model}: holds {spec.variant}, not {args.variant[:80]!r} as --variant says")
+        return model, spec, read_record(args.model)["trained_with"]
+    variant = args.variant or best_variant(root / paths.SUMMARY)
+    path, params = model_path(variant, root), load_params(root / "params.yaml")
+    spec = params.model_spec(variant)
+    model, record = load_as(path, spec, params.trained_with(variant))
+    return model, spec, record["trained_with"]
 
 
 def run_predict(args):
-    """Predict one image as ``args`` ask, and print the result as text or JSON."""
+    """Predict one image as ``args`` ask, and print the result as text or JSON; run from the project's root or any
+    folder below it."""
     for option in ("variant", "model", "image"):
         if getattr(args, option) == "":
             raise UserError(f"--{option}: an empty value names nothing")
-    model, spec = ModelSpec.load(args.model or model_path(args.variant or best_variant()))
-    if args.model and args.variant and spec.variant != args.variant:
-        raise UserError(f"{args.model}: holds {spec.variant}, not {args.variant[:80]!r} as --variant says")
+    root = project_root()
+    model, spec, trained_with = load_model(args, root)
     if args.image is not None:
         source, image, label = args.image, predict.to_mnist(predict.load_image(args.image)), None
     else:
-        index, image, label = test_image(args.index, args.seed)
+        index, image, label = test_image(args.index, args.seed, root / paths.TEST_SPLIT)
         source = f"test image {index}"
     top3 = predict.top_k(model, image, k=3)
     result = {
         "variant": spec.variant,
+        "trained_with": trained_with,
         "source": source,
         "label": label,
         "prediction": top3[0][0],
@@ -60,6 +89,8 @@ def run_predict(args):
         print(json.dumps(result, indent=2, allow_nan=False))
         return
     print(f"variant:    {result['variant']}")
+    if trained_with is not None:
+        print(f"trained:    {provenance.describe(trained_with)}")
     print(f"image:      {source}")
     if label is not None:
         print(f"label:      {label}")
@@ -83,6 +114,9 @@ def main(argv=None):
     push = commands.add_parser("push-run-cache", help="verify-cache, then dvc push --run-cache, and the outputs of "
                                "its entries it misses")
     push.add_argument("--remote", "-r", help="DVC remote (default: the default remote)")
+    pull = commands.add_parser("pull-run-cache", help="dvc fetch --run-cache, refusing every entry that is not a run of "
+                               "a stage of dvc.yaml or whose outputs contradict it")
+    pull.add_argument("--remote", "-r", help="DVC remote (default: the default remote)")
     commands.add_parser("verify-cache", help="check every object of the local DVC cache against the md5 it is named by")
     args = parser.parse_args(argv)
     if args.command == "predict":
@@ -92,6 +126,8 @@ def main(argv=None):
 
     if args.command == "push-run-cache":
         run_stage(sharing.push_run_cache, args.remote)
+    elif args.command == "pull-run-cache":
+        run_stage(sharing.pull_run_cache, args.remote)
     else:
         run_stage(sharing.verify_cache)
 

@@ -12,6 +12,7 @@ from pydantic import (
 )
 from ruamel.yaml import YAML, YAMLError
 
+from mnist_dnn import provenance
 from mnist_dnn.errors import UserError, one_line
 from mnist_dnn.models import BIAS_INITS, INITS, MAX_LAYERS, NAME_PATTERN, ModelSpec, check_size
 from mnist_dnn.optimizers import OPTIMIZERS, build_optimizer
@@ -218,6 +219,19 @@ class Params(_Strict):
         if name not in self.variants:
             raise UserError(f"unknown variant '{name}' (params.yaml variants: {', '.join(self.variants)})")
         return self.variants[name]
+
+    def trained_with(self, name, seed=None):
+        """The provenance record of variant ``name`` trained with ``seed`` (train.seed if None): the params its stage
+        reads, by the names dvc.yaml gives them (train, optimizer, variants.<name>, and keep_prob if it uses dropout)."""
+        variant = self.variant(name)
+        params = {
+            "train": self.train.model_dump(mode="json", exclude_unset=True),
+            "optimizer": self.optimizer.model_dump(mode="json", exclude_unset=True),
+            f"variants.{name}": variant.model_dump(mode="json", exclude_unset=True),
+        }
+        if variant.dropout:
+            params["keep_prob"] = self.keep_prob
+        return provenance.record(params, self.train.seed if seed is None else seed)
 
     def model_spec(self, name):
         """The ModelSpec of variant ``name``: its hidden widths and init, and dropout p = 1 - keep_prob if it uses it."""

@@ -13,13 +13,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from mnist_dnn import provenance
 from mnist_dnn.errors import UserError, one_line
 
 IN_FEATURES = 28 * 28
 NUM_CLASSES = 10
-# The metadata: one key (safetensors writes several in a random order) holding {"spec", "numerics", "sha256"}, the
-# numerics being what decided the weights' float bits (numerics.recorded), the sha256 the weights' digest
-# (tensor_digest), so that a corrupt copy is refused rather than served. Older files hold the spec alone.
+# The metadata: one key (safetensors writes several in a random order) holding {"spec", "numerics", "sha256",
+# "trained_with"}, the numerics being what decided the weights' float bits (numerics.recorded), the sha256 the weights'
+# digest (tensor_digest), so that a corrupt copy is refused rather than served, and trained_with the params and seed
+# the model was trained with (provenance.record). Older files lack trained_with, or hold the spec alone.
 METADATA_KEY = "mnist_dnn"
 SPEC_ONLY_KEY = "mnist_dnn.spec"
 NAME_PATTERN = r"[a-z][a-z0-9_]{0,63}"  # variant and optimizer names: they become file and stage names
@@ -127,11 +129,13 @@ class ModelSpec(BaseModel):
         with torch.device("meta"):
             return {name: tuple(t.shape) for name, t in self.build().state_dict().items()}
 
-    def save(self, model, path, numerics=None):
-        """Write ``model``'s weights to ``path`` as safetensors, with this spec and the ``numerics`` that computed
-        them (a dict, see numerics.recorded) as metadata."""
+    def save(self, model, path, numerics=None, trained_with=None):
+        """Write ``model``'s weights to ``path`` as safetensors, with this spec, the ``numerics`` that computed them
+        (a dict, see numerics.recorded) and what it was ``trained_with`` (provenance.record) as metadata."""
         state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
         record = {"spec": self.model_dump(mode="json"), "numerics": numerics or {}, "sha256": tensor_digest(state)}
+        if trained_with is not None:
+            record["trained_with"] = trained_with
         save_file(state, path, metadata={METADATA_KEY: json.dumps(record, sort_keys=True)})
 
     @classmethod
@@ -176,8 +180,22 @@ class ModelSpec(BaseModel):
             raise UserError(f"not a mnist_dnn model file (metadata {where}: {message})") from None
 
 
+def load_as(path, spec, trained_with):
+    """The model at ``path`` and its record, if it holds ``spec`` trained as ``trained_with`` (provenance.record)
+    says; else a UserError naming the first difference and the stage that retrains it."""
+    model, found = ModelSpec.load(path)
+    retrain = f"dvc repro --force train@{spec.variant}"
+    if found != spec:
+        raise UserError(f"{path}: holds {found.variant} ({found.layout}), not {spec.variant} as params.yaml has it "
+                        f"({spec.layout}); run `{retrain}`")
+    record = read_record(path)
+    provenance.check(record["trained_with"], trained_with, path, retrain)
+    return model, record
+
+
 def _record(metadata):
-    """The mnist_dnn record in a model file's metadata: ``{"spec": …, "numerics": …}``; a UserError if there is none."""
+    """The mnist_dnn record in a model file's metadata: ``{"spec", "numerics", "trained_with"}`` and the weights'
+    ``sha256`` (trained_with None, and no sha256, in older files); a UserError if there is none."""
     raw = metadata.get(METADATA_KEY)
     spec_only = metadata.get(SPEC_ONLY_KEY)
     text = spec_only if raw is None else raw
@@ -190,10 +208,15 @@ def _record(metadata):
     except ValueError as err:
         raise UserError(f"not a mnist_dnn model file (metadata: {one_line(err)})") from None
     if raw is None:
-        return {"spec": record, "numerics": {}}
+        return {"spec": record, "numerics": {}, "trained_with": None}
     if not isinstance(record, dict) or not isinstance(record.get("numerics"), dict) or "spec" not in record:
         raise UserError(f"not a mnist_dnn model file (metadata {METADATA_KEY} is not a record of spec and numerics)")
-    return record
+    if record.get("trained_with") is not None:
+        try:
+            provenance.checked(record["trained_with"])
+        except UserError as err:
+            raise UserError(f"not a mnist_dnn model file (metadata {err})") from None
+    return {"trained_with": None, **record}
 
 
 def tensor_digest(state):
@@ -239,10 +262,11 @@ def _opened(path):
         raise UserError(f"{path}: not a mnist_dnn model file ({type(err).__name__}: {one_line(err)})") from None
 
 
-def read_numerics(path):
-    """The numerics recorded in the model file at ``path`` (empty for files written before they were)."""
+def read_record(path):
+    """The record in the model file at ``path``: its spec, numerics (empty in older files) and trained_with (None in
+    older files); the weights are not read."""
     with _opened(path) as f:
-        return _record(f.metadata() or {})["numerics"]
+        return _record(f.metadata() or {})
 
 
 def _difference(found, expected):

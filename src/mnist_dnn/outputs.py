@@ -13,6 +13,7 @@ import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from mnist_dnn.config import Beta, Fraction, Name, NonNegative, Positive, Seed, describe
+from mnist_dnn import provenance
 from mnist_dnn.errors import UserError
 from mnist_dnn.tables import COLUMNS
 
@@ -33,6 +34,7 @@ class TestMetrics(_Record):
     model_config = ConfigDict(extra="ignore")
     accuracy: Fraction
     loss: NonNegative
+    trained_with: dict | None = None  # its model's provenance record (None in older files)
 
 
 class SeedMetrics(TestMetrics):
@@ -221,6 +223,18 @@ def read_accuracies(variants, extra_seeds, eval_dir, seeds_dir):
         ]
         for name in variants
     }
+
+
+def check_trained_with(params, eval_dir, seeds_dir=None):
+    """A UserError unless each variant's test metrics in ``eval_dir`` (and each extra seed's in ``seeds_dir``) come
+    from a model trained with the params of ``params``, naming the first key that differs."""
+    runs = [(name, None, Path(eval_dir, f"{name}.json"), f"evaluate@{name}") for name in params.variants]
+    if seeds_dir is not None:
+        runs += [(name, s, Path(seeds_dir, f"{name}-{s}.json"), f"seed@{name}-{s}")
+                 for name in params.variants for s in params.extra_seeds]
+    for name, seed, path, stage in runs:
+        recorded = read_test_metrics_of(path, stage).get("trained_with")
+        provenance.check(recorded, params.trained_with(name, seed), path, f"dvc repro --force {stage}")
 
 
 def read_costs(variants, extra_seeds, train_logs, seeds_dir):

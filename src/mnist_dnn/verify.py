@@ -113,7 +113,7 @@ def determinism(variant, splits, model_path, threads):
     model, _ = training.train(spec, params.train, params.optimizer, *data.load_splits(*splits, device=device))
     with tempfile.TemporaryDirectory() as tmp:
         again = Path(tmp, "model.safetensors")
-        spec.save(model, again, numerics.recorded(device))
+        spec.save(model, again, numerics.recorded(device), params.trained_with(variant))
         return again.read_bytes() == Path(model_path).read_bytes()
 
 

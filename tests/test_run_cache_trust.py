@@ -1,0 +1,199 @@
+"""A shared remote that someone else can write: `mnist-dnn pull-run-cache` refuses every run-cache entry that is not
+a run of a stage of dvc.yaml (an extra out, a missing one, edited deps or params) or whose objects contradict it
+(a model trained with other params, a folder listing a path out of it), so nothing of it reaches the workspace; and
+a model of other params that still arrives (plain `dvc repro --pull`) is refused where it is used. 1 training epoch,
+a local folder as the remote and the moto S3 server.
+"""
+
+import copy
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from dvc.stage.cache import _get_cache_hash
+from ruamel.yaml import YAML
+
+from helpers import commit, edit_yaml, pipeline_env, ran_stages, run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("trained_project")]
+PLANTED = b"import os\nos.environ['PLANTED'] = 'yes'\n"
+
+
+@pytest.fixture(scope="module")
+def origin(trained_project, tmp_path_factory):
+    """A copy of the trained project (1 epoch), committed: the colleague whose runs are shared."""
+    root = tmp_path_factory.mktemp("origin") / "mnist-dnn"
+    shutil.copytree(trained_project[0], root, symlinks=True)
+    commit(root, "trained")
+    return root
+
+
+@pytest.fixture
+def remote(origin, tmp_path):
+    """A folder remote holding everything ``origin`` ran: its outputs and run-cache entries."""
+    folder = tmp_path / "shared-remote"
+    assert mnist_dnn(origin, "push-run-cache", "-r", "storage").returncode == 0  # the default: ../mnist-dnn-storage
+    shutil.copytree(origin.parent / "mnist-dnn-storage", folder)
+    return folder
+
+
+def clone(origin, folder, remote):
+    """A git clone of ``origin`` in ``folder``, its default remote pointed at ``remote``."""
+    root = folder / "mnist-dnn"
+    folder.mkdir(parents=True, exist_ok=True)
+    run(["git", "clone", "-q", str(origin), str(root)], folder)
+    run(["dvc", "remote", "modify", "--local", "storage", "url", str(remote)], root)
+    return root
+
+
+def mnist_dnn(root, *args):
+    return subprocess.run(["mnist-dnn", *args], cwd=root, env=pipeline_env(), capture_output=True, text=True,
+                          timeout=600)
+
+
+def refusals(result):
+    """The lines of pull-run-cache's stderr that refuse an entry (DVC's own warnings aside)."""
+    return [line for line in result.stderr.splitlines() if line.startswith("refused run-cache entry ")]
+
+
+def entries(remote):
+    """(path, entry) of every run-cache entry on ``remote``."""
+    return [(path, YAML(typ="safe").load(path)) for path in sorted(Path(remote, "runs").glob("*/*/*"))]
+
+
+def entry_of(remote, stage_cmd_part, params=None):
+    """The path and content of the one entry on ``remote`` whose command contains ``stage_cmd_part`` (and whose
+    params.yaml values include ``params``)."""
+    found = [(path, entry) for path, entry in entries(remote) if stage_cmd_part in entry["cmd"]
+             and all(entry.get("params", {}).get("params.yaml", {}).get(k) == v for k, v in (params or {}).items())]
+    assert len(found) == 1, [path for path, _ in found]
+    return found[0]
+
+
+def put_object(remote, content):
+    """Store ``content`` on ``remote`` as DVC names objects; its md5."""
+    md5 = hashlib.md5(content).hexdigest()
+    path = Path(remote, "files/md5", md5[:2], md5[2:])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return md5
+
+
+def rewrite(path, entry, refile):
+    """Write ``entry`` over the entry file ``path``; with ``refile``, file it under the key and name that its new
+    content hashes to, as DVC would have, so that only checks against dvc.yaml and the objects can refuse it."""
+    if refile:
+        key, value = _get_cache_hash(copy.deepcopy(entry), key=True), _get_cache_hash(copy.deepcopy(entry))
+        path.unlink()
+        path = path.parents[2] / key[:2] / key / value
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        YAML(typ="safe").dump(entry, f)
+    return path
+
+
+def local_entries(root):
+    return {path.name for path in (root / ".dvc/cache/runs").glob("*/*/*")}
+
+
+def planted_anywhere(root):
+    return [path for path in root.rglob("*") if path.is_file() and ".dvc" not in path.parts
+            and ".git" not in path.parts and path.read_bytes() == PLANTED]
+
+
+@pytest.mark.parametrize("refile", [False, True], ids=["in-place", "refiled"])
+@pytest.mark.parametrize("stage, planted", [
+    ("stages/train.py softmax", "src/sitecustomize.py"),
+    ("stages/evaluate.py dnn --model", "stages/usercustomize.py"),
+    ("stages/prepare.py", "data/prepared/extra.pth"),
+])
+def test_an_entry_with_a_planted_out_is_refused_and_nothing_reaches_the_workspace(
+    origin, remote, tmp_path, stage, planted, refile
+):
+    path, entry = entry_of(remote, stage)
+    entry["outs"].append({"path": planted, "hash": "md5", "md5": put_object(remote, PLANTED), "size": len(PLANTED)})
+    bad = rewrite(path, entry, refile)
+    b = clone(origin, tmp_path, remote)
+    pulled = mnist_dnn(b, "pull-run-cache")
+    assert pulled.returncode == 0, pulled.stderr
+    name = stage.split("/")[1].split(".py")[0]
+    [line] = refusals(pulled)
+    assert f" of {name}" in line and planted in line
+    assert bad.name not in local_entries(b)  # removed from the local cache
+    run(["dvc", "repro"], b)
+    assert not (b / planted).exists() and planted_anywhere(b) == []
+    assert "up to date" in run(["dvc", "status"], b)
+
+
+@pytest.mark.parametrize("change", ["dropped out", "edited dep", "edited params"])
+def test_an_entry_whose_deps_params_or_outs_differ_from_dvc_yaml_or_its_key_is_refused(origin, remote, tmp_path,
+                                                                                        change):
+    path, entry = entry_of(remote, "stages/train.py nn_xavier")
+    if change == "dropped out":
+        entry["outs"] = [out for out in entry["outs"] if not out["path"].startswith("models/")]
+        fragment = "models/nn_xavier.safetensors is missing from the outs"
+    elif change == "edited dep":
+        entry["deps"][0]["md5"] = "0" * 32
+        fragment = "do not match the key"
+    else:
+        entry["params"]["params.yaml"]["optimizer"]["lr"] = 0.5
+        fragment = "do not match the key"
+    rewrite(path, entry, refile=False)
+    b = clone(origin, tmp_path, remote)
+    pulled = mnist_dnn(b, "pull-run-cache")
+    assert pulled.returncode == 0
+    [line] = refusals(pulled)
+    assert "of train@nn_xavier" in line and fragment in line
+
+
+def test_a_folder_object_listing_a_path_out_of_its_folder_is_refused(origin, remote, tmp_path):
+    path, entry = entry_of(remote, "stages/train.py dnn_dropout")
+    plots = next(out for out in entry["outs"] if out["md5"].endswith(".dir"))
+    listing = json.dumps([{"md5": put_object(remote, PLANTED), "relpath": "../../../../src/sitecustomize.py"}])
+    md5 = put_object(remote, listing.encode())
+    tree = Path(remote, "files/md5", md5[:2], md5[2:])
+    tree.rename(tree.with_name(tree.name + ".dir"))
+    plots["md5"] = md5 + ".dir"
+    rewrite(path, entry, refile=True)
+    b = clone(origin, tmp_path, remote)
+    pulled = mnist_dnn(b, "pull-run-cache")
+    [line] = refusals(pulled)
+    assert "of train@dnn_dropout" in line and "a path leading out of it" in line
+    run(["dvc", "repro", "train@dnn_dropout"], b)
+    assert not (b / "src/sitecustomize.py").exists() and planted_anywhere(b) == []
+
+
+@pytest.fixture
+def other_lr_run(origin, remote, tmp_path):
+    """A colleague trains softmax with lr 0.003 and shares the run; then the remote's entry of that run is pointed at
+    the committed lr 0.001 model: a genuine object, of other params. The entry's path and content."""
+    a = clone(origin, tmp_path / "a", remote)
+    assert mnist_dnn(a, "pull-run-cache").returncode == 0
+    edit_yaml(a / "params.yaml", {"optimizer.lr": 0.003})
+    assert "train@softmax" in ran_stages(run(["dvc", "repro", "train@softmax"], a))
+    assert mnist_dnn(a, "push-run-cache").returncode == 0
+    lock = YAML(typ="safe").load(origin / "dvc.lock")
+    committed = next(out for out in lock["stages"]["train@softmax"]["outs"] if out["path"].endswith(".safetensors"))
+    path, entry = entry_of(remote, "stages/train.py softmax", {"optimizer": {"name": "adam", "lr": 0.003}})
+    model = next(out for out in entry["outs"] if out["path"].endswith(".safetensors"))
+    model.update(md5=committed["md5"], size=committed["size"])
+    return path, entry
+
+
+@pytest.mark.parametrize("refile", [False], ids=["in-place"])
+def test_a_genuine_model_of_other_params_is_refused_by_pull_run_cache(origin, remote, tmp_path, other_lr_run, refile):
+    rewrite(*other_lr_run, refile)
+    b = clone(origin, tmp_path / "b", remote)
+    edit_yaml(b / "params.yaml", {"optimizer.lr": 0.003})
+    pulled = mnist_dnn(b, "pull-run-cache")
+    assert pulled.returncode == 0
+    expected = "models/softmax.safetensors was trained with optimizer.lr 0.001, but the entry says 0.003"
+    [line] = refusals(pulled)
+    assert ("of train@softmax: " + expected if refile else "of train@softmax: its outs do not match") in line
+    output = run(["dvc", "repro", "evaluate@softmax"], b)
+    assert "train@softmax" in ran_stages(output)  # trained again, not restored
+    record = json.loads((b / "metrics/eval/softmax.json").read_text())["trained_with"]
+    assert record["params"]["optimizer"]["lr"] == 0.003
