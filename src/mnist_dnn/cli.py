@@ -10,7 +10,7 @@ from pathlib import Path
 from mnist_dnn import data, outputs, paths, predict, provenance
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import NAME_PATTERN, ModelSpec, load_as, read_record
+from mnist_dnn.models import NAME_PATTERN, ModelSpec, load_as
 from mnist_dnn.stage import run_stage
 
 
@@ -51,10 +51,10 @@ def load_model(args, root):
     """The model ``args`` name, its spec and what it was trained with: a variant's is refused unless params.yaml
     trains it so; a ``--model`` file is checked against its own record only, since it may come from elsewhere."""
     if args.model:
-        model, spec = ModelSpec.load(args.model)
+        model, spec, record = ModelSpec.load_with_record(args.model)
         if args.variant and spec.variant != args.variant:
             raise UserError(f"{args.model}: holds {spec.variant}, not {args.variant[:80]!r} as --variant says")
-        return model, spec, read_record(args.model)["trained_with"]
+        return model, spec, record["trained_with"]
     variant = args.variant or best_variant(root / paths.SUMMARY)
     path, params = model_path(variant, root), load_params(root / "params.yaml")
     spec = params.model_spec(variant)

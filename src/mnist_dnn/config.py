@@ -268,18 +268,24 @@ def load_params(path="params.yaml"):
     return parse_params(text, path)
 
 
-def parse_params(text, where):
-    """The params of the YAML ``text`` read from ``where``, validated as load_params does."""
+def read_yaml(text, where):
+    """The YAML ``text`` read from ``where``, as plain data, within MAX_YAML_NODES once its aliases are expanded; a
+    one-line UserError otherwise."""
     yaml = YAML(typ="safe", pure=True)
     try:
         node = yaml.compose(text)
         if node is not None and expanded_size(node, MAX_YAML_NODES) > MAX_YAML_NODES:
             raise UserError(f"{where}: its aliases expand it to more than {MAX_YAML_NODES} YAML nodes")
-        raw = yaml.load(text)
+        return yaml.load(text)
     except YAMLError as err:
         raise UserError(f"{where}: cannot read: {shorten(err, 2 * QUOTE_LIMIT)}") from None
     except RecursionError:
         raise UserError(f"{where}: cannot read: nested too deeply") from None
+
+
+def parse_params(text, where):
+    """The params of the YAML ``text`` read from ``where``, validated as load_params does."""
+    raw = read_yaml(text, where)
     try:
         return Params.model_validate(raw)
     except ValidationError as err:

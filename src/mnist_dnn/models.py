@@ -140,7 +140,13 @@ class ModelSpec(BaseModel):
 
     @classmethod
     def load(cls, path):
-        """The model saved at ``path`` and its spec; never unpickles.
+        """The model saved at ``path`` and its spec; never unpickles (see load_with_record)."""
+        model, spec, _ = cls.load_with_record(path)
+        return model, spec
+
+    @classmethod
+    def load_with_record(cls, path):
+        """The model saved at ``path``, its spec and its metadata record (see _record); never unpickles.
 
         The file's size, its header's length, its metadata and the tensor shapes and dtypes in its header are
         checked against each other before any weight is read; the weights must match their digest and be finite.
@@ -166,7 +172,7 @@ class ModelSpec(BaseModel):
                 raise UserError(f"{path}: weights are not finite (NaN or infinity in {name})")
         model = spec.build()
         model.load_state_dict(state, strict=True)
-        return model, spec
+        return model, spec, record
 
     @classmethod
     def _from_record(cls, record):
@@ -183,12 +189,11 @@ class ModelSpec(BaseModel):
 def load_as(path, spec, trained_with):
     """The model at ``path`` and its record, if it holds ``spec`` trained as ``trained_with`` (provenance.record)
     says; else a UserError naming the first difference and the stage that retrains it."""
-    model, found = ModelSpec.load(path)
+    model, found, record = ModelSpec.load_with_record(path)
     retrain = f"dvc repro --force train@{spec.variant}"
     if found != spec:
         raise UserError(f"{path}: holds {found.variant} ({found.layout}), not {spec.variant} as params.yaml has it "
                         f"({spec.layout}); run `{retrain}`")
-    record = read_record(path)
     provenance.check(record["trained_with"], trained_with, path, retrain)
     return model, record
 

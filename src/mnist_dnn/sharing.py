@@ -27,11 +27,10 @@ from dvc.repo import Repo
 from dvc.schema import COMPILED_LOCK_FILE_STAGE_SCHEMA
 from dvc.stage.cache import _get_cache_hash
 from dvc_data.hashfile.hash import file_md5
-from ruamel.yaml import YAML, YAMLError
 from voluptuous import Invalid
 
 from mnist_dnn import paths, provenance
-from mnist_dnn.config import expanded_size
+from mnist_dnn.config import read_yaml
 from mnist_dnn.errors import UserError, one_line
 from mnist_dnn.models import read_record
 
@@ -126,7 +125,6 @@ def push_run_cache(remote=None):
 # that then lands in the workspace) or point an out at another object.
 
 MAX_ENTRY_BYTES = 2**16  # an entry lists one stage's deps, params and outs: ~3 KB in this project
-MAX_ENTRY_NODES = 10_000
 
 
 def read_entry(path):
@@ -134,13 +132,8 @@ def read_entry(path):
     if path.stat().st_size > MAX_ENTRY_BYTES:
         raise UserError(f"{path.stat().st_size:,} bytes, larger than an entry of this project can be")
     try:
-        text = path.read_text(encoding="utf-8")
-        yaml = YAML(typ="safe", pure=True)
-        node = yaml.compose(text)
-        if node is None or expanded_size(node, MAX_ENTRY_NODES) > MAX_ENTRY_NODES:
-            raise UserError("empty, or its aliases expand it past any entry's size")
-        return COMPILED_LOCK_FILE_STAGE_SCHEMA(yaml.load(text))
-    except (UnicodeDecodeError, YAMLError, RecursionError, Invalid) as err:
+        return COMPILED_LOCK_FILE_STAGE_SCHEMA(read_yaml(path.read_text(encoding="utf-8"), "its YAML"))
+    except (UnicodeDecodeError, Invalid) as err:
         raise UserError(f"not a run-cache entry ({one_line(err)[:160]})") from None
 
 
@@ -269,9 +262,31 @@ def file_entry(repo, staged, key, value):
 def fetch_outputs(repo, entry_id, remote):
     """Fetch the objects that run-cache entry ``entry_id`` (key, value) names; the number fetched."""
     fetched = 0
-    for objs in repo.stage_cache.get_used_objs([entry_id]).values():
-        fetched += len(repo.cloud.pull(objs, remote=remote).transferred)
+    try:
+        for objs in repo.stage_cache.get_used_objs([entry_id]).values():
+            fetched += len(repo.cloud.pull(objs, remote=remote).transferred)
+    except CollectCacheError:  # a folder object the remote lacks: `dvc repro` reruns the stage
+        pass
     return fetched
+
+
+def take_entry(repo, staged, key, value, stages, remote):
+    """File the fetched entry ``staged`` (runs/<key>/<value>) in the local run-cache with its objects, if it checks
+    out; the number of objects fetched, and None or why it was refused, as (stage or None, reason)."""
+    try:
+        entry = read_entry(staged)
+        why = entry_refusal(entry, key, value, stages)
+    except UserError as err:
+        return 0, (None, str(err))
+    if why is not None:
+        return 0, why
+    filed = file_entry(repo, staged, key, value)
+    fetched = fetch_outputs(repo, (key, value), remote)
+    reason = content_refusal(repo, entry)
+    if reason is None:
+        return fetched, None
+    filed.unlink()
+    return fetched, (stages[entry["cmd"]].addressing, reason)
 
 
 def pull_run_cache(remote=None):
@@ -284,24 +299,11 @@ def pull_run_cache(remote=None):
         with tempfile.TemporaryDirectory(prefix="pull-run-cache.", dir=repo.tmp_dir) as tmp:
             staging = SimpleNamespace(fs=LocalFileSystem(), path=tmp)
             for key, value in repo.stage_cache.transfer(odb, staging):
-                staged = Path(tmp, "runs", key[:2], key, value)
-                try:
-                    entry = read_entry(staged)
-                    why = entry_refusal(entry, key, value, stages)
-                except UserError as err:
-                    why = None, str(err)
+                objects, why = take_entry(repo, Path(tmp, "runs", key[:2], key, value), key, value, stages, remote)
+                fetched += objects
                 if why is None:
-                    filed = file_entry(repo, staged, key, value)
-                    try:
-                        fetched += fetch_outputs(repo, (key, value), remote)
-                    except CollectCacheError:  # a folder object the remote lacks: `dvc repro` reruns the stage
-                        pass
-                    reason = content_refusal(repo, entry)
-                    if reason is None:
-                        kept += 1
-                        continue
-                    filed.unlink()
-                    why = stages[entry["cmd"]].addressing, reason
+                    kept += 1
+                    continue
                 refused += 1
                 stage, reason = why
                 print(f"refused run-cache entry {key[:12]}/{value[:12]}{f' of {stage}' if stage else ''}: {reason}",
