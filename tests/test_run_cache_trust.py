@@ -40,12 +40,23 @@ def remote(origin, tmp_path):
     return folder
 
 
-def clone(origin, folder, remote):
-    """A git clone of ``origin`` in ``folder``, its default remote pointed at ``remote``."""
+def clone(origin, folder, remote, s3=None):
+    """A git clone of ``origin`` in ``folder``, its default remote pointed at ``remote``; with the boto3 client
+    ``s3``, at a new bucket of that S3 server holding a copy of ``remote``."""
     root = folder / "mnist-dnn"
     folder.mkdir(parents=True, exist_ok=True)
     run(["git", "clone", "-q", str(origin), str(root)], folder)
-    run(["dvc", "remote", "modify", "--local", "storage", "url", str(remote)], root)
+    url = str(remote)
+    if s3 is not None:
+        bucket = f"trust-{folder.name.lower().replace('_', '-')[-40:]}"
+        s3.create_bucket(Bucket=bucket)
+        for path in remote.rglob("*"):
+            if path.is_file():
+                s3.upload_file(str(path), bucket, f"store/{path.relative_to(remote).as_posix()}")
+        url = f"s3://{bucket}/store"
+    run(["dvc", "remote", "modify", "--local", "storage", "url", url], root)
+    if s3 is not None:
+        run(["dvc", "remote", "modify", "--local", "storage", "endpointurl", s3.meta.endpoint_url], root)
     return root
 
 
@@ -104,27 +115,32 @@ def planted_anywhere(root):
             and ".git" not in path.parts and path.read_bytes() == PLANTED]
 
 
-@pytest.mark.parametrize("refile", [False, True], ids=["in-place", "refiled"])
-@pytest.mark.parametrize("stage, planted", [
-    ("stages/train.py softmax", "src/sitecustomize.py"),
-    ("stages/evaluate.py dnn --model", "stages/usercustomize.py"),
-    ("stages/prepare.py", "data/prepared/extra.pth"),
-])
+@pytest.mark.parametrize("stage, planted, refile, where", [
+    ("stages/train.py softmax", "src/sitecustomize.py", False, "folder"),
+    ("stages/train.py softmax", "src/sitecustomize.py", True, "folder"),
+    ("stages/train.py nn_normal", "src/mnist_dnn/__init__.py", True, "s3"),
+    ("stages/evaluate.py dnn --model", "stages/usercustomize.py", False, "folder"),
+    ("stages/evaluate.py dnn --model", "stages/usercustomize.py", True, "s3"),
+    ("stages/prepare.py", "data/prepared/extra.pth", True, "folder"),
+], ids=["train-in-place", "train-refiled", "train-refiled-s3", "evaluate-in-place", "evaluate-refiled-s3",
+        "prepare-refiled"])
 def test_an_entry_with_a_planted_out_is_refused_and_nothing_reaches_the_workspace(
-    origin, remote, tmp_path, stage, planted, refile
+    origin, remote, tmp_path, request, stage, planted, refile, where
 ):
     path, entry = entry_of(remote, stage)
     entry["outs"].append({"path": planted, "hash": "md5", "md5": put_object(remote, PLANTED), "size": len(PLANTED)})
     bad = rewrite(path, entry, refile)
-    b = clone(origin, tmp_path, remote)
+    b = clone(origin, tmp_path, remote, request.getfixturevalue("s3") if where == "s3" else None)
     pulled = mnist_dnn(b, "pull-run-cache")
     assert pulled.returncode == 0, pulled.stderr
     name = stage.split("/")[1].split(".py")[0]
     [line] = refusals(pulled)
     assert f" of {name}" in line and planted in line
     assert bad.name not in local_entries(b)  # removed from the local cache
+    tracked = (b / planted).read_bytes() if (b / planted).exists() else None  # a file of git's, or none
     run(["dvc", "repro"], b)
-    assert not (b / planted).exists() and planted_anywhere(b) == []
+    assert (b / planted).read_bytes() == tracked if tracked else not (b / planted).exists()
+    assert planted_anywhere(b) == []
     assert "up to date" in run(["dvc", "status"], b)
 
 
@@ -183,7 +199,7 @@ def other_lr_run(origin, remote, tmp_path):
     return path, entry
 
 
-@pytest.mark.parametrize("refile", [False], ids=["in-place"])
+@pytest.mark.parametrize("refile", [False, True], ids=["in-place", "refiled"])
 def test_a_genuine_model_of_other_params_is_refused_by_pull_run_cache(origin, remote, tmp_path, other_lr_run, refile):
     rewrite(*other_lr_run, refile)
     b = clone(origin, tmp_path / "b", remote)
@@ -197,3 +213,20 @@ def test_a_genuine_model_of_other_params_is_refused_by_pull_run_cache(origin, re
     assert "train@softmax" in ran_stages(output)  # trained again, not restored
     record = json.loads((b / "metrics/eval/softmax.json").read_text())["trained_with"]
     assert record["params"]["optimizer"]["lr"] == 0.003
+
+
+def test_a_model_of_other_params_that_plain_dvc_repro_pull_serves_is_refused_where_it_is_used(
+    origin, remote, tmp_path, other_lr_run
+):
+    rewrite(*other_lr_run, refile=False)
+    b = clone(origin, tmp_path / "b", remote)
+    edit_yaml(b / "params.yaml", {"optimizer.lr": 0.003})
+    output = run(["dvc", "repro", "--pull", "train@softmax"], b)  # DVC trusts the entry: the lr 0.001 model arrives
+    assert "Stage 'train@softmax' is cached - skipping run" in output
+    expected = "trained with optimizer.lr 0.001, but params.yaml has 0.003"
+    evaluate = subprocess.run(["dvc", "repro", "--force", "--single-item", "evaluate@softmax"], cwd=b,
+                              env=pipeline_env(), capture_output=True, text=True, timeout=600)
+    assert evaluate.returncode != 0 and expected in evaluate.stdout + evaluate.stderr
+    assert "Traceback" not in evaluate.stdout + evaluate.stderr
+    predict = mnist_dnn(b, "predict", "--variant", "softmax", "--index", "0")
+    assert predict.returncode == 2 and expected in predict.stderr and len(predict.stderr.splitlines()) == 1

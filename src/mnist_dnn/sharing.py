@@ -259,6 +259,14 @@ def file_entry(repo, staged, key, value):
     return target
 
 
+def unfile(filed):
+    """Remove the entry ``filed`` from the local run-cache, and its key's folder if that is left empty (`dvc repro`
+    fails on an empty one)."""
+    filed.unlink()
+    if not any(filed.parent.iterdir()):
+        filed.parent.rmdir()
+
+
 def fetch_outputs(repo, entry_id, remote):
     """Fetch the objects that run-cache entry ``entry_id`` (key, value) names; the number fetched."""
     fetched = 0
@@ -285,13 +293,14 @@ def take_entry(repo, staged, key, value, stages, remote):
     reason = content_refusal(repo, entry)
     if reason is None:
         return fetched, None
-    filed.unlink()
+    unfile(filed)
     return fetched, (stages[entry["cmd"]].addressing, reason)
 
 
 def pull_run_cache(remote=None):
-    """``dvc fetch --run-cache`` from ``remote`` (the default one if None), refusing every entry that is not a run of
-    a stage of dvc.yaml, or whose outputs contradict it; the workspace is not touched (`dvc repro` then restores)."""
+    """``dvc pull --run-cache`` from ``remote`` (the default one if None), refusing every entry that is not a run of
+    a stage of dvc.yaml, or whose outputs contradict it: the outputs dvc.lock (from git) names reach the workspace,
+    the checked entries only the local run-cache, which `dvc repro` then restores from."""
     with dvc_repo("mnist-dnn pull-run-cache") as repo:
         stages = stages_by_command(repo)
         odb = repo.cloud.get_remote_odb(remote, "pull-run-cache", hash_name="md5-dos2unix")
@@ -308,4 +317,6 @@ def pull_run_cache(remote=None):
                 stage, reason = why
                 print(f"refused run-cache entry {key[:12]}/{value[:12]}{f' of {stage}' if stage else ''}: {reason}",
                       file=sys.stderr)
-    print(f"{kept} run-cache entries fetched and checked, {refused} refused; {fetched} outputs fetched")
+        pulled = repo.pull(remote=remote, allow_missing=True)["stats"]  # outputs it lacks: `dvc repro` makes them
+    print(f"{kept} run-cache entries fetched and checked, {refused} refused; {fetched} of their outputs fetched; "
+          f"dvc pull: {pulled['fetched']} fetched, {pulled['added']} files added to the workspace")
