@@ -9,13 +9,13 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONPATH := src$(if $(PYTHONPATH),:$(PYTHONPATH))
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro verify check test docs browser bench bench-numerics bench-vendors bench-gpu seed-noise sweep
+.PHONY: install repro verify check test docs browser bench bench-numerics bench-vendors bench-gpu bench-parallel seed-noise sweep
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --constraint constraints.txt --editable ".[test,s3]"
+	$(VENV)/bin/pip install --quiet --constraint constraints.txt --editable ".[test,s3,ray]"
 	touch $@
 
 repro: install
@@ -60,6 +60,11 @@ bench-numerics: install
 # hashes in ../shared/numerics/ (metrics/bench_vendors.json).
 bench-vendors: install
 	python benchmarks/gemm_vendors.py --output metrics/bench_vendors.json
+
+# `dvc repro --force` against `mnist-dnn repro --force --jobs 2` (Ray), interleaved: the table with the optimizer study,
+# and the 20 seed stages of extra_seeds [1, 2, 3, 4] (metrics/bench_parallel.json; EPOCHS=E to train fewer epochs).
+bench-parallel: install
+	python benchmarks/parallel.py --jobs 2 $(if $(EPOCHS),--epochs $(EPOCHS)) --output metrics/bench_parallel.json
 
 # The GPU check: eager vs CUDA-graph steps, the whole table (metrics/bench_gpu.json) and the GPU tests. It needs no
 # DVC: on a bare GPU machine run `bash benchmarks/gpu_check.sh` itself (see its header).

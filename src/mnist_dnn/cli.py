@@ -114,13 +114,27 @@ def main(argv=None):
     push = commands.add_parser("push-run-cache", help="verify-cache, then dvc push --run-cache, and the outputs of "
                                "its entries it misses")
     push.add_argument("--remote", "-r", help="DVC remote (default: the default remote)")
-    pull = commands.add_parser("pull-run-cache", help="dvc fetch --run-cache, refusing every entry that is not a run of "
-                               "a stage of dvc.yaml or whose outputs contradict it")
+    pull = commands.add_parser("pull-run-cache", help="dvc pull --run-cache, refusing every run-cache entry that "
+                               "is not a run of a stage of dvc.yaml or whose outputs contradict it")
     pull.add_argument("--remote", "-r", help="DVC remote (default: the default remote)")
+    repro = commands.add_parser("repro", help="dvc repro, each stage a Ray task in its own copy of the workspace, "
+                                "at most --jobs at once, on this machine or a Ray cluster")
+    repro.add_argument("targets", nargs="*", help="stages, as for dvc repro (default: all)")
+    repro.add_argument("--jobs", "-j", type=int, default=os.cpu_count(), help="stages at once (default: the cores)")
+    repro.add_argument("--address", help="a running Ray cluster (default: $RAY_ADDRESS, else Ray started here)")
+    repro.add_argument("--force", "-f", action="store_true", help="run every stage, even those up to date")
+    repro.add_argument("--dry", action="store_true", help="print the stages and what each waits for; run nothing")
+    repro.add_argument("--via-remote", action="store_true", help="copies meet at the DVC remote, as on machines "
+                       "without this one's disk (the default off this machine)")
     commands.add_parser("verify-cache", help="check every object of the local DVC cache against the md5 it is named by")
     args = parser.parse_args(argv)
     if args.command == "predict":
         run_stage(run_predict, args)
+        return
+    if args.command == "repro":
+        from mnist_dnn import parallel  # imports DVC and Ray: only for this command
+
+        run_stage(parallel.repro, args.targets, args.jobs, args.address, args.force, args.dry, args.via_remote)
         return
     from mnist_dnn import sharing  # imports DVC: only for these commands
 

@@ -1,0 +1,237 @@
+"""`mnist-dnn repro --jobs N`: the stages of `dvc repro`, each in its own copy of the workspace as a Ray task as soon as
+its upstream stages are done, at most N at once, on this machine or a Ray cluster.
+
+DVC decides what runs and caches every result; Ray decides where each stage runs; the DVC cache (on this machine) or
+remote (on a cluster) carries the results back, and a last `dvc repro` in the workspace restores them all.
+"""
+
+import io
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import networkx as nx
+from dvc.config import Config
+from dvc.repo import Repo
+
+from mnist_dnn.errors import UserError, one_line
+from mnist_dnn.stage import Interrupted
+
+COPIES = Path(".dvc/tmp/repro")  # the copies of a run on this machine, under the workspace (ignored by git and DVC)
+
+
+def plan(root, targets):
+    """The stages that ``dvc repro targets`` considers, upstream first, each with the ones among them it needs; and
+    the stages left to the last `dvc repro` (all outputs `cache: false`: the run-cache keeps nothing of them)."""
+    with Repo(str(root)) as repo:
+        graph = repo.index.graph  # an edge runs from a stage to a stage whose outputs it reads
+        chosen = [s for t in targets for s in repo.stage.collect(t, glob=True)] if targets else list(graph)
+        nodes = set(chosen).union(*(nx.descendants(graph, stage) for stage in chosen))
+        position = {stage: i for i, stage in enumerate(repo.index.stages)}  # dvc.yaml's order among ready stages
+        order = list(nx.lexicographical_topological_sort(graph.subgraph(nodes).reverse(), key=position.get))
+        last = {stage for stage in order if stage.outs and not any(out.use_cache for out in stage.outs)}
+        last |= {stage for stage in order if any(nx.has_path(graph, stage, other) for other in last)}
+        tasks = [(stage.addressing, {up.addressing for up in graph.successors(stage)} - {s.addressing for s in last})
+                 for stage in order if stage not in last]
+        return tasks, [stage.addressing for stage in order if stage in last]
+
+
+def snapshot(root):
+    """The workspace's files that git would see (tracked, and untracked ones it does not ignore, uncommitted changes
+    included) as tar bytes: what each copy starts from."""
+    names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in names:
+            if name and (root / name).is_file():
+                tar.add(root / name, arcname=name)
+    return buffer.getvalue()
+
+
+def configure_copy(copy, cache_dir, remotes):
+    """Make the folder ``copy`` a DVC project without git that uses the cache ``cache_dir`` (None: its own) and the
+    workspace's ``remotes`` (its merged config: .dvc/config.local does not travel)."""
+    with Config(dvc_dir=os.path.join(copy, ".dvc")).edit("local") as config:
+        config["core"]["no_scm"] = True
+        config["cache"]["type"] = "reflink,hardlink,copy"
+        if cache_dir is not None:
+            config["cache"]["dir"] = str(cache_dir)
+        config["remote"].update(remotes)
+
+
+def run_in(copy, cmd, env):
+    """Run ``cmd`` in ``copy`` in its own process group, which dies with this process; its output, or a
+    CalledProcessError holding it."""
+    process = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True, preexec_fn=_die_with_parent)
+    try:
+        output, _ = process.communicate()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait()
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, cmd, output)
+    return output
+
+
+def _die_with_parent():
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def stage_task(name, files, remotes, root, host, run_id, jobs, via_remote, force):
+    """Run stage ``name`` with `dvc repro` in a new copy of the workspace (the tar bytes ``files``); its result.
+
+    On the workspace's machine the copy lives under it and shares its DVC cache. Elsewhere, or ``via_remote``, the
+    copy has its own cache and meets the others at the DVC remote: `mnist-dnn pull-run-cache` first, `push-run-cache`
+    after."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    local = not via_remote and socket.gethostname() == host and Path(root).is_dir()
+    start = time.monotonic()
+    parent = Path(root, COPIES, run_id) if local else None
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    copy = tempfile.mkdtemp(prefix=f"{node[:8]}-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.", dir=parent)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(files)) as tar:
+            tar.extractall(copy, filter="data")
+        configure_copy(copy, Path(root, ".dvc/cache") if local else None, remotes)
+        threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+        env = dict(os.environ, PYTHONPATH="src", OMP_NUM_THREADS=str(threads), DVC_NO_ANALYTICS="1",
+                   PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")  # this dvc, python
+        mnist_dnn = [sys.executable, "-m", "mnist_dnn.cli"]
+        run_in(copy, [*mnist_dnn, "pull-run-cache"] if not local else ["dvc", "checkout", "--allow-missing"], env)
+        output = run_in(copy, ["dvc", "repro", *(["--force", "--single-item"] if force else []), name], env)
+        if not local:
+            run_in(copy, [*mnist_dnn, "push-run-cache"], env)
+        ran = f"Running stage '{name}'" in output
+        return {"stage": name, "node": node, "seconds": time.monotonic() - start, "ran": ran, "error": None}
+    except subprocess.CalledProcessError as failed:
+        return {"stage": name, "node": node, "seconds": time.monotonic() - start, "ran": True,
+                "error": error_line(failed.output, failed.returncode)}
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def error_line(output, status):
+    """Why a stage failed, from its ``output``: the stage's last ``error:`` line, else DVC's last ``ERROR:`` line,
+    else the last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    ours, dvcs = ([line for line in lines if line.startswith(prefix)] for prefix in ("error: ", "ERROR: "))
+    line = (ours or dvcs or lines or [f"exit status {status}"])[-1]
+    return one_line(re.sub(r"^(error|ERROR): ", "", line))[:300]
+
+
+def remote_config(root):
+    """The DVC remotes of the workspace at ``root``, as its merged config has them (local paths made absolute)."""
+    with Repo(str(root)) as repo:
+        return {name: dict(settings) for name, settings in repo.config["remote"].items()}
+
+
+def start_ray(address, jobs):
+    """Join the Ray cluster at ``address`` (or $RAY_ADDRESS); with neither, start Ray in this process, sized to the
+    machine, with no dashboard and no usage stats."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    if address:
+        ray.init(address=address, **options)
+    else:
+        ray.init(num_cpus=max(jobs, len(os.sched_getaffinity(0))), _node_ip_address="127.0.0.1",
+                 object_store_memory=128 * 2**20, **options)
+    return ray
+
+
+def repro(targets=(), jobs=1, address=None, force=False, dry=False, via_remote=False, root=Path(".")):
+    """What `dvc repro targets` does, with each stage a Ray task, at most ``jobs`` at once; one line per stage."""
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs}: give 1 or more")
+    root = Path(root).resolve()
+    tasks, last = plan(root, list(targets))
+    if dry:
+        for name, upstream in tasks:
+            print(f"{name}  (after {', '.join(sorted(upstream)) or 'nothing'})")
+        print(f"then `dvc repro` here: {', '.join(last) or 'nothing to run'}, the rest restored from the run-cache")
+        return
+    ray = start_ray(address, jobs)
+    run_id = secrets.token_hex(4)
+    try:
+        run_tasks(ray, tasks, (snapshot(root), remote_config(root)), root, run_id, jobs, via_remote, force)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(root / COPIES / run_id, ignore_errors=True)
+    if via_remote:
+        subprocess.run([sys.executable, "-m", "mnist_dnn.cli", "pull-run-cache"], cwd=root, check=True)
+    finish(root, list(targets), last)
+
+
+def run_tasks(ray, tasks, workspace, root, run_id, jobs, via_remote, force):
+    """Submit each task once its upstream ones are done, at most ``jobs`` in flight; print a line as each ends; on
+    the first failure cancel the rest and raise a UserError with that stage's line."""
+    task = ray.remote(num_cpus=1, scheduling_strategy="SPREAD", max_retries=3)(stage_task)
+    files, remotes = ray.put(workspace[0]), workspace[1]
+    waiting, done, flight = dict(tasks), set(), {}
+    try:
+        while waiting or flight:
+            for name in [n for n, upstream in waiting.items() if upstream <= done][: jobs - len(flight)]:
+                del waiting[name]
+                flight[task.remote(name, files, remotes, str(root), socket.gethostname(), run_id, jobs,
+                                   via_remote, force)] = name
+            [ref], _ = signalled(ray.wait, list(flight), num_returns=1)
+            name = flight.pop(ref)
+            try:
+                result = signalled(ray.get, ref)
+            except ray.exceptions.RayError as err:  # a node lost more often than the retries allow
+                raise UserError(f"{name}: lost ({one_line(err)[:200]}); the finished stages are cached: run again")
+            if result["error"]:
+                raise UserError(f"{name}: {result['error']}")
+            done.add(name)
+            what = "ran" if result["ran"] else "cached"
+            print(f"[{len(done)}/{len(tasks)}] {name}: {what} on node {result['node'][:12]} in "
+                  f"{result['seconds']:.1f} s; running: {', '.join(flight.values()) or '-'}", flush=True)
+    finally:
+        for ref in flight:
+            ray.cancel(ref, force=True)
+
+
+def signalled(ray_call, *args, **kwargs):
+    """``ray_call(*args, **kwargs)``; a SIGINT or SIGTERM that stops it inside Ray's C++ code comes out as a
+    SystemError caused by the Interrupted of ``stage.run_stage``: raise that instead."""
+    try:
+        return ray_call(*args, **kwargs)
+    except SystemError as err:
+        if isinstance(err.__cause__, Interrupted):
+            raise err.__cause__ from None
+        raise
+
+
+def finish(root, targets, last):
+    """`dvc repro targets` in the workspace: it restores every stage the tasks ran from the run-cache and runs only
+    ``last``; a warning line for any other stage it ran."""
+    result = subprocess.run(["dvc", "repro", *targets], cwd=root, capture_output=True, text=True)
+    if result.returncode:
+        raise UserError(f"dvc repro: {error_line(result.stdout + result.stderr, result.returncode)}")
+    ran = re.findall(r"Running stage '([^']+)'", result.stdout)
+    print(f"dvc repro here: restored the rest from the run-cache; ran {', '.join(ran) or 'nothing'}")
+    unexpected = [name for name in ran if name not in last]
+    if unexpected:
+        print(f"warning: dvc repro ran {', '.join(unexpected)} again, which no copy's run-cache entry restored",
+              file=sys.stderr)

@@ -1,0 +1,189 @@
+"""`mnist-dnn repro --jobs N` on Ray, against the serial `dvc repro` of the trained project (1 epoch): the same
+dvc.lock and metrics/, embedded and on a two-node cluster on 127.0.0.1 (shared cache, or meeting at the remote); a
+failing stage, a worker node killed mid-stage, Ctrl-C; a second run that trains nothing.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from helpers import edit_yaml, pipeline_env, run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("trained_project")]
+LINE = re.compile(r"^\[\d+/\d+\] (\S+): (ran|cached) on node ([0-9a-f]{12}) in [\d.]+ s; running: .*$", re.M)
+TWO = ["evaluate@softmax", "evaluate@nn_normal"]  # download, prepare, two trainings and their tests
+
+
+def fresh(trained_project, folder):
+    """A git clone of the trained project as it was before its `dvc repro`: no outputs, an empty cache."""
+    root = folder / "mnist-dnn"
+    run(["git", "clone", "-q", str(trained_project[0]), str(root)], folder)
+    return root
+
+
+def repro(root, *args):
+    return subprocess.run(["mnist-dnn", "repro", *args], cwd=root, env=pipeline_env(), capture_output=True,
+                          text=True, timeout=1800)
+
+
+def stage_lines(output):
+    """(stage, ran or cached, node) of each stage line."""
+    return LINE.findall(output)
+
+
+def lock_entries(root, stages):
+    return {name: entry for name, entry in YAML(typ="safe").load(root / "dvc.lock")["stages"].items()
+            if name in stages}
+
+
+def metrics_files(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in (root / "metrics").rglob("*") if p.is_file()}
+
+
+def assert_same_results(root, serial, stages=None):
+    """dvc.lock (the whole file, or the entries of ``stages``) and metrics/ byte for byte as the serial run's."""
+    if stages is None:
+        assert (root / "dvc.lock").read_bytes() == (serial / "dvc.lock").read_bytes()
+        ours, theirs = metrics_files(root), metrics_files(serial)
+        assert sorted(ours) == sorted(theirs)
+        assert [name for name in ours if ours[name] != theirs[name]] == []
+    else:
+        assert lock_entries(root, stages) == lock_entries(serial, stages)
+    for path in ("models/softmax.safetensors", "models/nn_normal.safetensors"):
+        assert (root / path).read_bytes() == (serial / path).read_bytes()
+
+
+def upstream_of_two():
+    return {"download", "prepare", "train@softmax", "train@nn_normal", *TWO}
+
+
+@pytest.fixture
+def cluster(monkeypatch):
+    """A Ray cluster of a head with no CPU for tasks and two worker nodes of one CPU each, all on 127.0.0.1."""
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray turns a loopback address into the machine's own IP unless this is 0; then every node and driver is 127.0.0.1
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
+                                                          "node_ip_address": "127.0.0.1"})
+    workers = [nodes.add_node(num_cpus=1, node_ip_address="127.0.0.1") for _ in range(2)]
+    nodes.wait_for_nodes()
+    try:
+        yield nodes, workers
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
+
+
+def test_embedded_ray_gives_the_bytes_of_dvc_repro_and_a_second_run_trains_nothing(trained_project, tmp_path):
+    root = fresh(trained_project, tmp_path)
+    first = repro(root, "--jobs", "2")
+    assert first.returncode == 0, first.stderr
+    lines = stage_lines(first.stdout)
+    assert len(lines) == 21 and all(what == "ran" for _, what, _ in lines), first.stdout
+    [ran_here] = re.findall(r"^dvc repro here: .*; ran (.*)$", first.stdout, re.M)
+    assert set(ran_here.split(", ")) == {"compare_optimizers", "summarize", "report"}  # all outputs cache: false
+    assert_same_results(root, trained_project[0])
+    second = repro(root, "--jobs", "2")
+    assert second.returncode == 0, second.stderr
+    assert {what for _, what, _ in stage_lines(second.stdout)} == {"cached"}
+    assert "ran nothing" in second.stdout and "warning" not in second.stderr
+    assert "up to date" in run(["dvc", "status"], root)
+    assert not (root / ".dvc/tmp/repro").exists() or list((root / ".dvc/tmp/repro").iterdir()) == []
+
+
+@pytest.mark.parametrize("via_remote", [False, True], ids=["shared-cache", "via-remote"])
+def test_a_two_node_cluster_runs_stages_on_both_nodes_with_the_same_bytes(trained_project, tmp_path, cluster,
+                                                                          via_remote):
+    nodes, workers = cluster
+    root = fresh(trained_project, tmp_path)
+    args = ["--jobs", "2", "--address", nodes.address, *(["--via-remote"] if via_remote else []), *TWO]
+    result = repro(root, *args)
+    assert result.returncode == 0, result.stderr
+    lines = stage_lines(result.stdout)
+    assert {stage for stage, _, _ in lines} == upstream_of_two()
+    assert {node for _, _, node in lines} == {worker.node_id[:12] for worker in workers}
+    assert_same_results(root, trained_project[0], upstream_of_two())
+    assert "warning" not in result.stderr
+
+
+def test_a_worker_node_lost_mid_stage_is_retried_on_the_other(trained_project, tmp_path, cluster):
+    nodes, (victim, _) = cluster
+    root = fresh(trained_project, tmp_path)
+    process = subprocess.Popen(["mnist-dnn", "repro", "--jobs", "2", "--address", nodes.address, *TWO], cwd=root,
+                               env=pipeline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not list(root.glob(f".dvc/tmp/repro/*/{victim.node_id[:8]}-train*")):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.1)
+        nodes.remove_node(victim, allow_graceful=False)
+        out, err = process.communicate(timeout=900)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert {stage for stage, _, _ in stage_lines(out)} == upstream_of_two()
+    assert_same_results(root, trained_project[0], upstream_of_two())
+
+
+def test_a_failing_stage_stops_the_run_in_one_line_and_a_rerun_resumes(trained_project, tmp_path):
+    root = fresh(trained_project, tmp_path)
+    edit_yaml(root / "params.yaml", {"optimizer.lr": 1e30})
+    failed = repro(root, "--jobs", "2", "evaluate@nn_xavier")
+    assert failed.returncode == 2
+    assert re.fullmatch(r"error: train@nn_xavier: nn_xavier: training diverged in epoch 1 .*\n", failed.stderr)
+    assert not (root / "models/nn_xavier.safetensors").exists()
+    run(["git", "checkout", "--", "params.yaml"], root)
+    resumed = repro(root, "--jobs", "2", "evaluate@nn_xavier")
+    assert resumed.returncode == 0, resumed.stderr
+    done = {stage: what for stage, what, _ in stage_lines(resumed.stdout)}
+    assert done == {"download": "cached", "prepare": "cached", "train@nn_xavier": "ran", "evaluate@nn_xavier": "ran"}
+    stages = {"download", "prepare", "train@nn_xavier", "evaluate@nn_xavier"}
+    assert lock_entries(root, stages) == lock_entries(trained_project[0], stages)
+
+
+def test_ctrl_c_stops_every_task_and_leaves_the_workspace_as_it_was(trained_project, tmp_path):
+    root = fresh(trained_project, tmp_path)
+    before = {str(p.relative_to(root)) for p in root.rglob("*") if ".git" not in p.parts}
+    process = subprocess.Popen(["mnist-dnn", "repro", "--jobs", "2", *TWO], cwd=root, env=pipeline_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not list(root.glob(".dvc/tmp/repro/*/*-train*")):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.1)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert (process.returncode, err) == (130, "error: interrupted\n")
+    after = {str(p.relative_to(root)) for p in root.rglob("*") if ".git" not in p.parts}
+    assert {p for p in after - before if not p.startswith(".dvc/")} == set()  # the stages wrote only in copies
+    assert not list(root.glob(".dvc/tmp/repro/*/*"))
+    deadline = time.monotonic() + 30
+    while in_copies(root) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert in_copies(root) == []  # no stage left running in a copy
+
+
+def in_copies(root):
+    """The processes whose working folder is a copy of ``root``'s workspace."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.readlink(proc / "cwd").startswith(str(root / ".dvc/tmp/repro")):
+                found.append(proc.name)
+        except OSError:  # gone, or not ours to read
+            pass
+    return found
