@@ -226,7 +226,8 @@ def signalled(ray_call, *args, **kwargs):
 def finish(root, targets, last):
     """`dvc repro targets` in the workspace: it restores every stage the tasks ran from the run-cache and runs only
     ``last``; a warning line for any other stage it ran."""
-    result = subprocess.run(["dvc", "repro", *targets], cwd=root, capture_output=True, text=True)
+    glob = ["--glob"] if targets else []  # targets are collected as globs (`seed@*`), as `dvc repro --glob` does
+    result = subprocess.run(["dvc", "repro", *glob, *targets], cwd=root, capture_output=True, text=True)
     if result.returncode:
         raise UserError(f"dvc repro: {error_line(result.stdout + result.stderr, result.returncode)}")
     ran = re.findall(r"Running stage '([^']+)'", result.stdout)
