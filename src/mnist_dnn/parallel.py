@@ -5,6 +5,7 @@ DVC decides what runs and caches every result; Ray decides where each stage runs
 remote (on a cluster) carries the results back, and a last `dvc repro` in the workspace restores them all.
 """
 
+import ctypes
 import io
 import logging
 import os
@@ -25,7 +26,7 @@ from dvc.config import Config
 from dvc.repo import Repo
 
 from mnist_dnn.errors import UserError, one_line
-from mnist_dnn.stage import Interrupted
+from mnist_dnn.stage import PR_SET_PDEATHSIG, Interrupted
 
 COPIES = Path(".dvc/tmp/repro")  # the copies of a run on this machine, under the workspace (ignored by git and DVC)
 
@@ -87,10 +88,9 @@ def run_in(copy, cmd, env):
 
 
 def _die_with_parent():
+    """In the child, before it runs: SIGTERM when the task that started it dies (a lost node, a cancelled task)."""
     if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stage_task(name, files, remotes, root, host, run_id, jobs, via_remote, force):
