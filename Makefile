@@ -8,72 +8,80 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # repository, and the editable install would otherwise give it the workspace's code.
 export PYTHONPATH := src$(if $(PYTHONPATH),:$(PYTHONPATH))
 export DVC_NO_ANALYTICS := 1
+.DEFAULT_GOAL := help
 
-.PHONY: install repro verify check test docs browser bench bench-numerics bench-vendors bench-gpu bench-parallel seed-noise sweep
+.PHONY: help install repro verify check deps test docs browser bench bench-numerics bench-vendors bench-gpu bench-parallel seed-noise sweep
 
-install: $(VENV)/.installed
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 18
+
+install: $(VENV)/.installed  ## create .venv and install the package with its test, S3 and Ray extras (pinned)
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --constraint constraints.txt --editable ".[test,s3,ray]"
 	touch $@
 
-repro: install
+repro: install  ## run the whole pipeline (dvc repro)
 	dvc repro
 
 # Rerun the pipeline and prove it gives the committed results: byte for byte with the committed run's numerics, within
 # seed noise with others; and one variant trained twice gives the same bytes (src/mnist_dnn/verify.py).
-verify: install
+verify: install  ## rerun the pipeline and prove it gives the committed results
 	python -m mnist_dnn.verify
 
 # Tests run on every core (pytest-xdist); each module that shares one pipeline run stays on one worker (xdist_group).
 PYTEST := pytest -n auto --dist loadgroup
 
-# The edit-test loop, under 2 minutes: every test but the pipeline runs, the remotes and the browser (pyproject.toml).
-check: install
+# The markers that `check` leaves out are registered in pyproject.toml.
+check: install  ## the edit-test loop: every test but the pipeline, remotes and browser (under 2 minutes)
 	$(PYTEST) -m "not e2e and not remote and not browser"
 
-# The full suite, as CI runs it.
-test: install browser
+# After adding an import to a module a stage runs: tests/test_dvc_yaml.py fails until dvc.yaml lists it. Running it
+# twice changes nothing.
+deps: install  ## rewrite each dvc.yaml stage's code deps from the modules it imports
+	python -m mnist_dnn.stage_deps
+
+test: install browser  ## the full test suite, as CI runs it
 	$(PYTEST)
 
 # After a run: copy the result tables (metrics/*.md) into README.md and docs/ again (tests/test_docs.py checks them).
-docs: install
+docs: install  ## copy the result tables into README.md and docs/ again
 	python -m mnist_dnn.doc_tables
 
 # tests/test_report.py drives Debian's headless Chromium; install it when missing (as root, on Debian or Ubuntu).
-browser:
+browser:  ## install headless Chromium for the report tests when missing
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; }
 
-bench: install
+bench: install  ## the developer's benchmark: training speed and memory against native
 	dvc repro prepare
 	python benchmarks/bench.py
 
 # CPU numerics: each candidate setting's cost per epoch against native, and whether it gives one set of bits under
 # every thread count and ATen capability (metrics/bench_numerics.json).
-bench-numerics: install
+bench-numerics: install  ## the CPU numerics settings: cost per epoch and bit stability
 	dvc repro prepare
 	python benchmarks/numerics.py --output metrics/bench_numerics.json
 
 # Across CPU vendors: the training shapes' matrix products here, shape by shape, against another machine's reference
 # hashes in ../shared/numerics/ (metrics/bench_vendors.json).
-bench-vendors: install
+bench-vendors: install  ## this CPU's matrix products against another vendor's reference hashes
 	python benchmarks/gemm_vendors.py --output metrics/bench_vendors.json
 
 # `dvc repro --force` against `mnist-dnn repro --force --jobs 2` (Ray), interleaved: the table with the optimizer study,
 # and the 20 seed stages of extra_seeds [1, 2, 3, 4] (metrics/bench_parallel.json; EPOCHS=E to train fewer epochs).
-bench-parallel: install
+bench-parallel: install  ## dvc repro against mnist-dnn repro --jobs 2 (Ray); EPOCHS=E trains fewer epochs
 	python benchmarks/parallel.py --jobs 2 $(if $(EPOCHS),--epochs $(EPOCHS)) --output metrics/bench_parallel.json
 
 # The GPU check: eager vs CUDA-graph steps, the whole table (metrics/bench_gpu.json) and the GPU tests. It needs no
 # DVC: on a bare GPU machine run `bash benchmarks/gpu_check.sh` itself (see its header).
-bench-gpu: install
+bench-gpu: install  ## the GPU check: eager vs CUDA-graph steps and the whole table
 	dvc repro prepare
 	bash benchmarks/gpu_check.sh
 
 # The committed 5-seed table: every variant with train.seed and 4 more seeds, run as a temporary DVC experiment.
-seed-noise: install
+seed-noise: install  ## the committed 5-seed table, as a temporary DVC experiment
 	-dvc exp remove seed-noise 2>/dev/null
 	dvc exp run --temp --name seed-noise -S 'extra_seeds=[1,2,3,4]'
 	ref=$$(git for-each-ref --format='%(refname)' refs/exps | grep '/seed-noise$$' | head -1) && \
@@ -84,7 +92,7 @@ seed-noise: install
 # Does dropout help? dnn_dropout with keep_prob 0.3, 0.4, …, 1.0 and three seeds (train.seed, 1, 2), one queued DVC
 # experiment per keep_prob that runs only dnn_dropout's stages; two at a time, one thread each. Writes the committed
 # metrics/sweeps/keep_prob.{json,md,svg}.
-sweep: install
+sweep: install  ## the keep_prob sweep on DVC's queue, and its table and plot
 	dvc repro prepare
 	python -m mnist_dnn.sweep --values 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0 --seeds 1 2 --jobs 2 \
 	  --output metrics/sweeps/keep_prob

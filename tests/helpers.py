@@ -16,11 +16,14 @@ from dvc.repo import Repo
 from ruamel.yaml import YAML
 
 from mnist_dnn import data
+from mnist_dnn.config import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 MEMORY_CAP, TIME_CAP = 1536 * 2**20, 30  # the bound for any bad input: 1.5 GB, and 30 s
 DELETE = object()  # as a value of set_key or edit_yaml: remove the key
-VARIANTS = ["softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout"]
+PARAMS = load_params(REPO / "params.yaml")
+VARIANTS = list(PARAMS.variants)  # the table's variants, in its order
+DROPOUT_VARIANT = next(name for name, variant in PARAMS.variants.items() if variant.dropout)  # reads keep_prob
 
 
 def copy_project(root):

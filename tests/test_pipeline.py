@@ -13,11 +13,10 @@ import time
 
 import pytest
 
-from helpers import VARIANTS, commit, pipeline_env, ran_stages, run
+from helpers import DROPOUT_VARIANT, PARAMS, VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("trained_project")]
-OPTIMIZERS = ["adadelta", "adagrad", "adagrad_da", "momentum", "adam", "ftrl", "proximal_gd", "proximal_adagrad",
-              "rmsprop"]
+OPTIMIZERS = list(PARAMS.optimizer_study.optimizers)  # the optimizer study's, in its order
 
 
 @pytest.fixture(scope="module")
@@ -124,18 +123,18 @@ def test_keep_prob_reruns_only_the_dropout_variant_and_its_results_fit_on_a_scre
     root, _ = repo
     commit(root, "before keep_prob")
     output = run(["dvc", "exp", "run", "-S", "keep_prob=0.5"], root)
-    assert ran_stages(output) == {"train@dnn_dropout", "evaluate@dnn_dropout", "summarize", "report"}
+    assert ran_stages(output) == {f"train@{DROPOUT_VARIANT}", f"evaluate@{DROPOUT_VARIANT}", "summarize", "report"}
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], root))
     assert {path: set(metrics) for path, metrics in diff.items()} == {
-        "metrics/test.json": {"accuracy.dnn_dropout", "loss.dnn_dropout"}
+        "metrics/test.json": {f"accuracy.{DROPOUT_VARIANT}", f"loss.{DROPOUT_VARIANT}"}
     }
     # What a person sees. Every metric: the five test accuracies first, then the losses.
     _, rows = markdown_table(run(["dvc", "metrics", "diff", "--all", "--md"], root))
     assert len(rows) <= 12
-    assert [row[1] for row in rows[:5]] == [f"accuracy.{v}" for v in sorted(VARIANTS)], rows
+    assert [row[1] for row in rows[: len(VARIANTS)]] == [f"accuracy.{v}" for v in sorted(VARIANTS)], rows
     # `dvc exp show --only-changed`: the changed param and metrics, and the five accuracies when kept.
     changed, _ = markdown_table(run(["dvc", "exp", "show", "--only-changed", "--md"], root))
-    assert len(changed) <= 20 and "keep_prob" in changed and "accuracy.dnn_dropout" in changed, changed
+    assert len(changed) <= 20 and "keep_prob" in changed and f"accuracy.{DROPOUT_VARIANT}" in changed, changed
     kept, _ = markdown_table(run(["dvc", "exp", "show", "--only-changed", "--keep", "accuracy", "--md"], root))
     assert len(kept) <= 20 and {f"accuracy.{v}" for v in VARIANTS} <= set(kept), kept
     print(f"dvc metrics diff --all: {len(rows)} rows; dvc exp show --only-changed: {len(changed)} columns, "
@@ -176,3 +175,41 @@ def test_the_sweep_queues_two_experiments_that_run_only_the_dropout_variants_sta
     assert (root / "params.yaml").read_text() == params
     changed = run(["git", "status", "--porcelain", "--untracked-files=all"], root).splitlines()
     assert sorted(line[3:] for line in changed) == [f"metrics/sweeps/keep_prob.{s}" for s in ("json", "md", "svg")]
+
+
+SIXTH = "dnn_wide"  # a variant the lecture lacks: no lecture numbers, no dropout
+
+
+def add_sixth_variant(root):
+    """The three edits that add a variant (docs/layout.md): its params.yaml entry, its foreach line and its artifact."""
+    edit_yaml(root / "params.yaml", {f"variants.{SIXTH}": {"hidden": [1024], "init": "xavier_uniform",
+                                                           "bias_init": "pytorch"}})
+    dvc_yaml = root / "dvc.yaml"
+    text = dvc_yaml.read_text().replace(f"      {DROPOUT_VARIANT}: {{reads: keep_prob}}\n",
+                                        f"      {DROPOUT_VARIANT}: {{reads: keep_prob}}\n      {SIXTH}: {{reads: train}}\n")
+    dvc_yaml.write_text(text + f"""  {SIXTH}:
+    path: models/{SIXTH}.safetensors
+    type: model
+    desc: MLP 784→1024→10 with ReLU, Xavier uniform init, Adam
+    labels: [mnist, pytorch, safetensors, mlp]
+""")
+
+
+def test_a_sixth_variant_added_in_three_places_trains_and_joins_the_table_and_the_checks(trained_project,
+                                                                                         tmp_path_factory):
+    trained, _ = trained_project
+    root = tmp_path_factory.mktemp("sixth") / "mnist-dnn"
+    shutil.copytree(trained, root, symlinks=True)
+    add_sixth_variant(root)
+    output = run(["dvc", "repro"], root)
+    assert ran_stages(output) == {f"train@{SIXTH}", f"evaluate@{SIXTH}", "summarize", "report"}
+    summary = json.loads((root / "metrics/summary.json").read_text())
+    assert [row["variant"] for row in summary] == [*VARIANTS, SIXTH]
+    assert summary[-1]["lecture_accuracy"] is None and 0.5 < summary[-1]["reproduced_accuracy"] <= 1
+    header, rows = markdown_table((root / "metrics/summary.md").read_text())
+    last = dict(zip(header, rows[-1]))
+    assert last["variant"] == SIXTH and last["lecture"] == "–"  # no lecture number
+    assert f'id="confusion-{SIXTH}"' in (root / "metrics/report.html").read_text()
+    # The tests that read the variants from params.yaml and dvc.yaml take the sixth one in, and pass.
+    checks = ["tests/test_dvc_yaml.py", "tests/test_config.py", "tests/test_paths.py", "tests/test_tables.py"]
+    run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", *checks], root)
