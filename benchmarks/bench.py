@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from mnist_dnn import data, evaluation, files, training
+from mnist_dnn import cuda_graphs, data, evaluation, files, training
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
 
@@ -101,7 +101,7 @@ def graph_vs_eager(params, name, train, device, epochs):
     spec, hp = params.model_spec(name), params.train
     hp = hp.model_copy(update={"epochs": epochs + 1})
     runs = {}
-    for mode, graph_steps in [("eager", 0), ("graph", training.GRAPH_STEPS)]:
+    for mode, graph_steps in [("eager", 0), ("graph", cuda_graphs.GRAPH_STEPS)]:
         model, optimizer = training.setup(spec, hp, params.optimizer, device)
         runs[mode] = training.fit(model, optimizer, train, None, hp, name, graph_steps=graph_steps)
     seconds = seconds_per_epoch(runs, epochs + 1)  # each epoch ends reading its loss: the GPU is done
@@ -222,7 +222,7 @@ def main(argv=None):
         "epochs_timed": args.epochs,
     }
     if cuda:
-        results |= {"cuda": torch.version.cuda, "graph_steps": training.GRAPH_STEPS}
+        results |= {"cuda": torch.version.cuda, "graph_steps": cuda_graphs.GRAPH_STEPS}
     images, labels = data.load_mnist(args.raw, train=True)
     train = data.to_inputs(images, device), data.to_targets(labels, device)
     names = args.variants or list(params.variants)

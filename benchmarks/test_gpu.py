@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_dnn import data, evaluation, training
+from mnist_dnn import cuda_graphs, data, evaluation, training
 from mnist_dnn.config import OptimizerParams, load_params
 from mnist_dnn.optimizers import build_optimizer, is_capturable
 
@@ -41,7 +41,7 @@ def train(spec, hp, opt, splits, graph_steps=None):
 @pytest.fixture(scope="session")
 def runs(splits):
     """Each variant with graphs twice, and eagerly once."""
-    modes = {"graph": training.GRAPH_STEPS, "graph again": training.GRAPH_STEPS, "eager": 0}
+    modes = {"graph": cuda_graphs.GRAPH_STEPS, "graph again": cuda_graphs.GRAPH_STEPS, "eager": 0}
     return {
         name: {mode: train(PARAMS.model_spec(name), PARAMS.train, PARAMS.optimizer, splits, steps)
                for mode, steps in modes.items()}

@@ -1,6 +1,6 @@
-"""The engine's static buffers (what CUDA graphs need), held on the CPU to the loop they replaced."""
+"""mnist_dnn.cuda_graphs: the static buffers that CUDA graphs need, held on the CPU to the loop they replaced, and
+graphed epochs with the graph replaced by eager replays."""
 
-import copy
 import dataclasses
 import math
 
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import make_split
-from mnist_dnn import training
+from mnist_dnn import cuda_graphs, training
 from mnist_dnn.config import OptimizerParams, TrainParams
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import accuracy
@@ -77,7 +77,7 @@ def test_fit_on_the_cpu_computes_bit_for_bit_what_the_loop_it_replaced_computes(
     assert_bit_identical((without_after_step, weights, state), run(fit_of_107b982, opt))
 
 
-class Uncaptured(training.GraphedEpoch):
+class Uncaptured(cuda_graphs.GraphedEpoch):
     """GraphedEpoch with the CUDA graph replaced by a call that reads the static buffer when it is replayed, as the
     graph does: everything else (the first chunk as warm-up, refilling the buffer, the eager rest) is the real one."""
 
@@ -94,14 +94,14 @@ class Uncaptured(training.GraphedEpoch):
         return replay
 
 
-@pytest.mark.parametrize("value, expected", [(None, 0), ("0", 0), ("", 0), ("1", training.GRAPH_STEPS)])
+@pytest.mark.parametrize("value, expected", [(None, 0), ("0", 0), ("", 0), ("1", cuda_graphs.GRAPH_STEPS)])
 def test_cuda_graphs_run_only_when_asked_for(monkeypatch, value, expected):
     monkeypatch.delenv("MNIST_DNN_CUDA_GRAPHS", raising=False)
     if value is not None:
         monkeypatch.setenv("MNIST_DNN_CUDA_GRAPHS", value)
     capturable = build_optimizer("adam", [torch.zeros(1, requires_grad=True)], 1e-3, True)
-    assert training.default_graph_steps(True, capturable) == expected  # as if the tensors were on CUDA
-    assert training.default_graph_steps(False, capturable) == 0
+    assert cuda_graphs.default_graph_steps(True, capturable) == expected  # as if the tensors were on CUDA
+    assert cuda_graphs.default_graph_steps(False, capturable) == 0
 
 
 def test_a_graph_samples_the_loss_after_the_step_on_the_same_batches_as_eager_steps():
@@ -128,7 +128,7 @@ def test_graphed_epochs_refill_their_static_buffer_and_run_the_rest_eagerly(monk
 
 
 def test_permutations_refill_one_buffer_with_the_seeded_generators_draws():
-    permutations = training.Permutations(1000, seed=5, device="cpu")
+    permutations = cuda_graphs.Permutations(1000, seed=5, device="cpu")
     buffer = permutations.order
     generator = torch.Generator().manual_seed(5)
     for _ in range(3):
@@ -136,33 +136,3 @@ def test_permutations_refill_one_buffer_with_the_seeded_generators_draws():
         assert order is buffer
         assert torch.equal(order, torch.randperm(1000, generator=generator))
     assert not torch.equal(order, torch.randperm(1000, generator=torch.Generator().manual_seed(5)))
-
-
-def test_train_step_adds_the_batch_loss_before_and_after_its_step_to_the_sums_in_place():
-    torch.manual_seed(0)
-    model = torch.nn.Linear(784, 10)
-    plain = copy.deepcopy(model)
-    optimizer, plain_optimizer = (torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, plain))
-    inputs, targets = TRAIN
-    batch = torch.tensor([3, 1, 4, 1, 5])
-    before = F.cross_entropy(plain(inputs[batch]), targets[batch])
-    before.backward()
-    plain_optimizer.step()
-    after = F.cross_entropy(plain(inputs[batch]), targets[batch])
-    loss_sums = torch.tensor([2.0, 3.0, 4.0])
-    training.train_step(model, optimizer, inputs, targets, batch, loss_sums, torch.Generator())
-    assert loss_sums.tolist() == pytest.approx([2 + 5 * before.item(), 3 + 5 * after.item(), 4 + 5], rel=1e-6)
-    loss_sums = torch.tensor([2.0, 3.0, 4.0])
-    training.train_step(model, optimizer, inputs, targets, batch, loss_sums)  # no generator: no loss after the step
-    assert loss_sums.tolist()[1:] == [3.0, 4.0]
-
-
-def test_fit_reads_the_device_once_per_epoch(monkeypatch):
-    reads = []
-    for read in ("item", "tolist"):
-        original = getattr(torch.Tensor, read)
-        monkeypatch.setattr(torch.Tensor, read, lambda self, f=original: reads.append(self.shape) or f(self))
-    spec = ModelSpec(variant="tiny", hidden=(8,), init="xavier_uniform", dropout_p=0.3)
-    model, optimizer = training.setup(spec, HP, OPTIMIZERS[0], "cpu")
-    logs = list(training.fit(model, optimizer, TRAIN, None, HP))
-    assert len(logs) == 3 and reads == [torch.Size([3])] * 3  # the loss sums: before the step, after it, samples

@@ -1,3 +1,5 @@
+import copy
+
 import pandas as pd
 import pytest
 import torch
@@ -165,3 +167,34 @@ def test_train_logs_every_epoch_with_dvclive_and_logs_nothing_else(tmp_path):
     assert loss["loss"].tolist() == pytest.approx([log.train_loss for log in logs])
     assert accuracy["accuracy"].tolist() == pytest.approx([log.val_accuracy for log in logs])
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_train_step_adds_the_batch_loss_before_and_after_its_step_to_the_sums_in_place():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(784, 10)
+    plain = copy.deepcopy(model)
+    optimizer, plain_optimizer = (torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, plain))
+    inputs, targets = make_split(20, 0)
+    batch = torch.tensor([3, 1, 4, 1, 5])
+    before = F.cross_entropy(plain(inputs[batch]), targets[batch])
+    before.backward()
+    plain_optimizer.step()
+    after = F.cross_entropy(plain(inputs[batch]), targets[batch])
+    loss_sums = torch.tensor([2.0, 3.0, 4.0])
+    training.train_step(model, optimizer, inputs, targets, batch, loss_sums, torch.Generator())
+    assert loss_sums.tolist() == pytest.approx([2 + 5 * before.item(), 3 + 5 * after.item(), 4 + 5], rel=1e-6)
+    loss_sums = torch.tensor([2.0, 3.0, 4.0])
+    training.train_step(model, optimizer, inputs, targets, batch, loss_sums)  # no generator: no loss after the step
+    assert loss_sums.tolist()[1:] == [3.0, 4.0]
+
+
+def test_fit_reads_the_device_once_per_epoch(monkeypatch):
+    reads = []
+    for read in ("item", "tolist"):
+        original = getattr(torch.Tensor, read)
+        monkeypatch.setattr(torch.Tensor, read, lambda self, f=original: reads.append(self.shape) or f(self))
+    spec = ModelSpec(variant="tiny", hidden=(8,), init="xavier_uniform", dropout_p=0.3)
+    hp = TrainParams(epochs=3, batch_size=50, seed=777)
+    model, optimizer = training.setup(spec, hp, ADAM, "cpu")
+    logs = list(training.fit(model, optimizer, make_split(630, 0), None, hp))
+    assert len(logs) == 3 and reads == [torch.Size([3])] * 3  # the loss sums: before the step, after it, samples

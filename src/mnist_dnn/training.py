@@ -3,17 +3,16 @@ printed."""
 
 import functools
 import math
-import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from mnist_dnn.device import cuda_graphs_requested
+from mnist_dnn.cuda_graphs import GraphedEpoch, Permutations, default_graph_steps, uncaptured_steps_quiet
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import accuracy
 from mnist_dnn.models import masks_from
-from mnist_dnn.optimizers import build_optimizer, is_capturable
+from mnist_dnn.optimizers import build_optimizer
 
 
 @dataclass(frozen=True)
@@ -24,14 +23,9 @@ class EpochLog:
     val_accuracy: float | None
 
 
-# Steps per CUDA graph: a tenth of an epoch of 550 steps, so that recording costs a tenth of a whole epoch's (about
-# 1 s per variant in issue 14's probe) and the eager warm-up before it is 50 steps, for 11 replays per epoch.
-GRAPH_STEPS = 50
-
-
 # The loss after each step costs a forward pass, a third of a step: it is measured on every AFTER_STEP_EVERY-th
-# batch of an epoch (a GRAPH_STEPS multiple, so that a CUDA graph samples the same batches), with dropout masks from
-# a generator of its own, seeded from train.seed with AFTER_STEP_SALT: measuring it leaves training as it is.
+# batch of an epoch (dividing cuda_graphs.GRAPH_STEPS, so that a CUDA graph samples the same batches), with dropout
+# masks from a generator of its own, seeded from train.seed with AFTER_STEP_SALT: measuring it leaves training as it is.
 AFTER_STEP_EVERY = 5
 AFTER_STEP_SALT = 0x5EED
 
@@ -53,83 +47,11 @@ def train_step(model, optimizer, inputs, targets, batch, loss_sums, masks=None):
             loss_sums[1:] += torch.stack([F.cross_entropy(model(x), y), torch.ones((), device=x.device)]) * len(batch)
 
 
-class Permutations:
-    """Each epoch's order of ``n`` samples, drawn from a CPU generator seeded by ``seed`` (the same order on every
-    device) into one static buffer on ``device``, through pinned memory on CUDA, so that CUDA graphs can read it."""
-
-    def __init__(self, n, seed, device):
-        self.generator = torch.Generator().manual_seed(seed)
-        self.order = torch.empty(n, dtype=torch.long, device=device)
-        self.staged = torch.empty(n, dtype=torch.long, pin_memory=self.order.is_cuda)
-
-    def refill(self):
-        """The next epoch's order, in the static buffer.
-
-        The copy is asynchronous; the caller syncs once per epoch (the loss), before ``staged`` is written again.
-        """
-        torch.randperm(len(self.order), generator=self.generator, out=self.staged)
-        return self.order.copy_(self.staged, non_blocking=True)
-
-
 def eager_epoch(step, order, batch_size, first=0):
     """Call ``step(batch, number)`` on each mini-batch of ``batch_size`` indices of ``order`` (the last one may be
     smaller), numbered from ``first``."""
     for number, start in enumerate(range(0, len(order), batch_size), first):
         step(order[start : start + batch_size], number)
-
-
-class GraphedEpoch:
-    """Runs an epoch's steps as replays of one CUDA graph of ``graph_steps`` steps, and any steps left over eagerly.
-
-    The graph reads its mini-batches from a static buffer of ``graph_steps`` batches' indices, refilled from the
-    epoch's order before each replay. The first ``graph_steps`` steps of the run are run eagerly on a side stream
-    before the capture, as PyTorch asks (they create cuBLAS workspaces and the optimizer's state), and are real steps
-    of the first epoch: recording changes nothing in what is computed. Dropout masks are drawn inside the graph from
-    the default CUDA generator, whose state the capture registers.
-    """
-
-    def __init__(self, step, batch_size, graph_steps, generators):
-        self.step, self.batch_size, self.graph_steps = step, batch_size, graph_steps
-        self.generators = generators  # generators besides the default one that the steps draw from
-        self.batches = None  # the static buffer, made from the first chunk
-        self.replay = None
-
-    def __call__(self, order):
-        span = self.graph_steps * self.batch_size
-        graphed = len(order) // span * span
-        for start in range(0, graphed, span):
-            chunk = order[start : start + span]
-            if self.replay is None:
-                self.batches = chunk.clone()
-                self.replay = self.capture()
-            else:
-                self.batches.copy_(chunk)
-                self.replay()
-        eager_epoch(self.step, order[graphed:], self.batch_size, first=graphed // self.batch_size)
-
-    def run_batches(self):
-        """The steps on the static buffer's batches."""
-        eager_epoch(self.step, self.batches, self.batch_size)
-
-    def capture(self):
-        """Run the static buffer's steps eagerly on a side stream, then record them; return the graph's replay."""
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            self.run_batches()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        for generator in self.generators:
-            graph.register_generator_state(generator)
-        with torch.cuda.graph(graph, stream=side):
-            self.run_batches()
-        return graph.replay
-
-
-def default_graph_steps(on_cuda, optimizer):
-    """GRAPH_STEPS on CUDA when ``$MNIST_DNN_CUDA_GRAPHS`` asks for graphs and ``optimizer``'s step can be recorded,
-    else 0: every step eager."""
-    return GRAPH_STEPS if on_cuda and cuda_graphs_requested() and is_capturable(optimizer) else 0
 
 
 def fit(model, optimizer, train, val, hp, name="model", graph_steps=None):
@@ -139,14 +61,10 @@ def fit(model, optimizer, train, val, hp, name="model", graph_steps=None):
     the same on every device) and slices ``hp.batch_size`` mini-batches from it. The epoch's loss is summed on the
     device and read once. ``val=None`` skips validation. Raises UserError if the loss diverges.
 
-    ``graph_steps``: steps per CUDA graph (see GraphedEpoch); 0 runs every step eagerly; None: default_graph_steps.
+    ``graph_steps``: steps per CUDA graph (GraphedEpoch); 0 runs every step eagerly; None: default_graph_steps.
     """
     inputs, targets = train
     n = len(inputs)
-    if graph_steps is None:
-        graph_steps = default_graph_steps(inputs.is_cuda, optimizer)
-    if graph_steps % AFTER_STEP_EVERY:
-        raise ValueError(f"graph_steps {graph_steps}: not a multiple of {AFTER_STEP_EVERY} (AFTER_STEP_EVERY)")
     permutations = Permutations(n, hp.seed, inputs.device)
     loss_sums = torch.zeros(3, device=inputs.device)  # loss before the step; after it, and its samples
     masks = torch.Generator(inputs.device).manual_seed(hp.seed ^ AFTER_STEP_SALT)
@@ -155,15 +73,14 @@ def fit(model, optimizer, train, val, hp, name="model", graph_steps=None):
         sampled = number % AFTER_STEP_EVERY == 0
         train_step(model, optimizer, inputs, targets, batch, loss_sums, masks if sampled else None)
 
-    if graph_steps:
-        run_epoch = GraphedEpoch(step, hp.batch_size, graph_steps, [masks])
-    else:
-        run_epoch = functools.partial(eager_epoch, step, batch_size=hp.batch_size)
+    eager = functools.partial(eager_epoch, step, batch_size=hp.batch_size)
+    if graph_steps is None:
+        graph_steps = default_graph_steps(inputs.is_cuda, optimizer)
+    run_epoch = GraphedEpoch(eager, hp.batch_size, graph_steps, [masks], AFTER_STEP_EVERY) if graph_steps else eager
     for epoch in range(1, hp.epochs + 1):
         model.train()
         loss_sums.zero_()
-        with warnings.catch_warnings():  # a capturable optimizer warns when it steps eagerly, as a graph's first do
-            warnings.filterwarnings("ignore", "This instance was constructed with capturable=True")
+        with uncaptured_steps_quiet():
             run_epoch(permutations.refill())
         before, after, sampled = loss_sums.tolist()
         train_loss, after_step = before / n, after / sampled
@@ -202,7 +119,7 @@ def train(spec, hp, opt, train, val, log_dir=None):
             live.log_metric("train/loss_after_step", log.train_loss_after_step)
             live.log_metric("val/accuracy", log.val_accuracy)
             live.next_step()
-            print(f"epoch {log.epoch:>3}: train loss {log.train_loss:.6f} (after each step {log.train_loss_after_step:.6f}),"
-                  f" val accuracy {log.val_accuracy:.4f}")
+            print(f"epoch {log.epoch:>3}: train loss {log.train_loss:.6f}"
+                  f" (after each step {log.train_loss_after_step:.6f}), val accuracy {log.val_accuracy:.4f}")
             history.append(log)
     return model, history
