@@ -6,7 +6,7 @@ from pathlib import Path
 from mnist_dnn import autograd_graph, data, files, outputs
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.html_report import build_report
+from mnist_dnn.html_report import ReportInputs, build_report
 from mnist_dnn.stage import ArgumentParser, run_stage
 
 
@@ -29,18 +29,17 @@ def main(args):
     batch = slice(0, params.train.batch_size)  # the graphs' batch: the first test images
     inputs, targets = data.to_inputs(images[batch], "cpu"), data.to_targets(labels[batch], "cpu")
     graphs = {name: autograd_graph.variant_graphs(params.model_spec(name), inputs, targets) for name in loss}
-    page = build_report(
-        rows, loss, accuracy, confusion, images.numpy(),
+    page = build_report(ReportInputs(
+        rows=rows, loss=loss, accuracy=accuracy, after_step=after_step,
+        lecture_cost={name: params.lecture_cost[name] for name in loss if name in params.lecture_cost},
+        confusion=confusion, images=images.numpy(),
         seed_noise=outputs.read_summary(args.seed_noise, "make seed-noise"),
         sweep=outputs.read_sweep(args.sweep),
-        lecture_curves=(after_step, {name: params.lecture_cost[name] for name in loss if name in params.lecture_cost}),
-        graphs=(autograd_graph.lecture_graph(), graphs),
-        optimizers=(
-            outputs.read_optimizers(args.optimizers),
-            outputs.read_optimizer_curves(args.optimizer_curves),
-            params.optimizer_study,
-        ),
-    )
+        lecture_graph=autograd_graph.lecture_graph(), graphs=graphs,
+        optimizers=outputs.read_optimizers(args.optimizers),
+        optimizer_curves=outputs.read_optimizer_curves(args.optimizer_curves),
+        study=params.optimizer_study,
+    ))
     with files.atomic_outputs(args.output) as (output,):
         output.write_text(page)
     print(f"wrote {args.output}")

@@ -1,6 +1,7 @@
 """The HTML report from tiny made-up inputs: its content, the stage, and the page as headless Chromium shows it."""
 
 import base64
+import dataclasses
 import html
 import json
 import os
@@ -22,8 +23,8 @@ from helpers import REPO, edit_yaml, run_stage
 from mnist_dnn import autograd_graph, charts, data
 from mnist_dnn.config import load_params
 from mnist_dnn.html_report import (
-    build_report, confusion_html, gallery_html, graphs_html, optimizers_html, seed_noise_html, summary_html,
-    sweep_html,
+    SECTIONS, ReportInputs, build_report, confusion_html, gallery_html, graphs_html, optimizers_html, seed_noise_html,
+    summary_html, sweep_html,
 )
 from mnist_dnn.models import ModelSpec
 from mnist_dnn.tables import sweep_points, sweep_table
@@ -64,27 +65,30 @@ OPTIMIZER_CURVES = pd.DataFrame({"epoch": [1, 2, 1, 2], "val_accuracy": [0.9, 0.
                                  "optimizer": ["adam", "adam", "ftrl", "ftrl"]})
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def inputs():
-    """Summary rows, loss and accuracy curves (3 epochs), confusion pairs and random 28×28 images of two variants."""
+    """The report's inputs for two variants: curves of 3 epochs, confusion pairs, random 28×28 images, seed noise, the
+    sweep, autograd graphs on 4 random images and the optimizer study."""
     steps = [1, 2, 3]
     loss = {"alpha": [2.0, 1.0, 0.5], "beta": [1.5, 0.6, 0.3]}
     accuracy = {"alpha": [0.5, 0.7, 0.9], "beta": [0.6, 0.8, 0.95]}
-    loss = {n: pd.DataFrame({"step": steps, "loss": values}) for n, values in loss.items()}
-    accuracy = {n: pd.DataFrame({"step": steps, "accuracy": values}) for n, values in accuracy.items()}
-    confusion = {n: pd.DataFrame({"actual": ACTUAL, "predicted": p}) for n, p in PREDICTED.items()}
-    images = np.random.default_rng(0).integers(0, 256, (N, 28, 28), dtype=np.uint8)
-    return ROWS, loss, accuracy, confusion, images
-
-
-@pytest.fixture(scope="module")
-def sections():
-    """The report's other inputs: seed noise, the sweep, the autograd graphs and the optimizer study."""
     x, y = torch.rand(4, 784), torch.tensor([0, 1, 2, 3])
-    graphs = {name: autograd_graph.variant_graphs(spec, x, y) for name, spec in SPECS.items()}
-    after_step = {n: pd.DataFrame({"step": [1, 2, 3], "loss": values}) for n, values in AFTER_STEP.items()}
-    return dict(seed_noise=SEEDED, sweep=SWEEP, lecture_curves=(after_step, LECTURE_COST),
-                graphs=(autograd_graph.lecture_graph(), graphs), optimizers=(OPTIMIZERS, OPTIMIZER_CURVES, STUDY))
+    return ReportInputs(
+        rows=ROWS,
+        loss={n: pd.DataFrame({"step": steps, "loss": values}) for n, values in loss.items()},
+        accuracy={n: pd.DataFrame({"step": steps, "accuracy": values}) for n, values in accuracy.items()},
+        after_step={n: pd.DataFrame({"step": steps, "loss": values}) for n, values in AFTER_STEP.items()},
+        lecture_cost=LECTURE_COST,
+        confusion={n: pd.DataFrame({"actual": ACTUAL, "predicted": p}) for n, p in PREDICTED.items()},
+        images=np.random.default_rng(0).integers(0, 256, (N, 28, 28), dtype=np.uint8),
+        seed_noise=SEEDED,
+        sweep=SWEEP,
+        lecture_graph=autograd_graph.lecture_graph(),
+        graphs={name: autograd_graph.variant_graphs(spec, x, y) for name, spec in SPECS.items()},
+        optimizers=OPTIMIZERS,
+        optimizer_curves=OPTIMIZER_CURVES,
+        study=STUDY,
+    )
 
 
 def table_cells(fragment):
@@ -109,19 +113,19 @@ def test_summary_table_shows_seed_statistics_as_the_markdown_does():
     assert beta[6:] == ["–", "0.0005", "92.50 ± 0.10%", "92.40%–92.60%"]
 
 
-def test_report_has_sections_in_order_and_variants(inputs, sections):
-    page = build_report(*inputs, **sections)
-    order = ["summary", "seed-noise", "sweep", "curves", "lecture-curves", "confusion", "gallery", "graphs", "optimizers"]
+def test_report_has_sections_in_order_and_variants(inputs):
+    page = build_report(inputs)
+    order = [section.id for section in SECTIONS]
     positions = [page.index(f'<section id="{section}"') for section in order]
-    assert positions == sorted(positions) and page.count("<section ") == len(order)
-    assert all(f'<a href="#{section}">' in page for section in order)
+    assert positions == sorted(positions) and page.count("<section ") == len(order) == len(set(order))
+    assert all(f'<a href="#{section.id}">{html.escape(section.heading)}</a>' in page for section in SECTIONS)
     for name in PREDICTED:
         assert f'id="confusion-{name}"' in page and f'id="gallery-{name}"' in page
     assert page.count("<style>") == 1 and "<script" not in page
 
 
-def test_curves_are_inline_svg_with_searchable_variant_names(inputs, sections):
-    page = build_report(*inputs, **sections)
+def test_curves_are_inline_svg_with_searchable_variant_names(inputs):
+    page = build_report(inputs)
     for chart in ["curve-loss", "curve-accuracy"]:
         figure = re.search(rf'<figure id="{chart}">\s*(<svg.*?</svg>)', page, re.S)
         assert figure, chart
@@ -131,8 +135,8 @@ def test_curves_are_inline_svg_with_searchable_variant_names(inputs, sections):
         assert len(svg) < 60_000
 
 
-def test_lecture_curves_are_drawn_for_each_variant_the_lecture_printed(inputs, sections):
-    page = build_report(*inputs, **sections)
+def test_lecture_curves_are_drawn_for_each_variant_the_lecture_printed(inputs):
+    page = build_report(inputs)
     figure = re.search(r'<figure id="lecture-curve-alpha">\s*(<svg.*?</svg>)', page, re.S)
     assert figure and 'id="lecture-curve-beta"' not in page
     for label in ["lecture (TensorFlow lab)", "ours, after each step", "ours, before each step"]:
@@ -160,8 +164,8 @@ def test_sweep_section_has_a_chart_with_error_bars_and_a_row_per_keep_prob():
     assert rows[0][3:] == ["93.00 ± 0.71%", "92.50%–93.50%", "92.50%, 93.50%"]
 
 
-def test_graph_section_shows_the_lecture_and_dropout_in_train_and_eval_mode(sections):
-    fragment = graphs_html(*sections["graphs"])
+def test_graph_section_shows_the_lecture_and_dropout_in_train_and_eval_mode(inputs):
+    fragment = graphs_html(inputs.lecture_graph, inputs.graphs)
     figures = dict(re.findall(r'<figure class="graph" id="graph-([\w-]+)">(.*?)</figure>', fragment, re.S))
     assert list(figures) == ["lecture", "alpha", "beta-train", "beta-eval"]
     assert "W_h 20×20" in figures["lecture"] and "TanhBackward0" in figures["lecture"]
@@ -180,13 +184,12 @@ def test_optimizer_section_has_the_studys_table_and_curves():
     assert all(re.search(rf"<text[^>]*>{name}</text>", chart) for name in ("adam", "ftrl"))
 
 
-def test_report_is_the_same_to_the_byte_when_built_twice(inputs, sections):
-    assert build_report(*inputs, **sections) == build_report(*inputs, **sections)
+def test_report_is_the_same_to_the_byte_when_built_twice(inputs):
+    assert build_report(inputs) == build_report(inputs)
 
 
 def test_confusion_table_counts(inputs):
-    _, _, _, confusion, _ = inputs
-    header, *rows = table_cells(confusion_html("beta", confusion["beta"]))
+    header, *rows = table_cells(confusion_html("beta", inputs.confusion["beta"]))
     assert header[1:] == [str(d) for d in range(10)]
     counts = np.array([[int(cell) for cell in row[1:]] for row in rows])
     assert [row[0] for row in rows] == [str(d) for d in range(10)]
@@ -197,8 +200,7 @@ def test_confusion_table_counts(inputs):
 
 @pytest.mark.parametrize("name, wrong", [("alpha", range(14, 38)), ("beta", [3, 7, 13])])
 def test_gallery_shows_the_first_misclassified_digits(inputs, name, wrong):
-    _, _, _, confusion, images = inputs
-    gallery = gallery_html(name, confusion[name], images)
+    gallery = gallery_html(name, inputs.confusion[name], inputs.images)
     total = int((PREDICTED[name] != ACTUAL).sum())
     assert f"{total} of {N} test images misclassified" in gallery
     assert gallery.count("<img ") == len(wrong) == min(24, total)
@@ -209,13 +211,12 @@ def test_gallery_shows_the_first_misclassified_digits(inputs, name, wrong):
 
 
 def test_gallery_without_mistakes(inputs):
-    _, _, _, _, images = inputs
-    gallery = gallery_html("perfect", pd.DataFrame({"actual": ACTUAL, "predicted": ACTUAL}), images)
+    gallery = gallery_html("perfect", pd.DataFrame({"actual": ACTUAL, "predicted": ACTUAL}), inputs.images)
     assert "0 of 40 test images misclassified" in gallery and "<img" not in gallery
 
 
-def test_report_references_nothing_outside(inputs, sections):
-    page = build_report(*inputs, **sections)
+def test_report_references_nothing_outside(inputs):
+    page = build_report(inputs)
     links = re.findall(r"""\b(?:src|href|xlink:href|action|poster|srcset)\s*=\s*["']?([^"'\s>]*)""", page)
     assert links, "expected the gallery's images at least"
     assert all(link.startswith(("data:", "#")) for link in links), {link[:40] for link in links}
@@ -229,7 +230,6 @@ def test_report_references_nothing_outside(inputs, sections):
 def workspace(tmp_path, inputs):
     """A working folder holding the stage's inputs: params, summary, curves, confusion CSVs, a test split, seed noise,
     the sweep and the optimizer study."""
-    rows, loss, accuracy, confusion, images = inputs
     (tmp_path / "metrics/sweeps").mkdir(parents=True)
     (tmp_path / "metrics/confusion").mkdir(parents=True)
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
@@ -240,20 +240,20 @@ def workspace(tmp_path, inputs):
         "lecture_cost": LECTURE_COST,
         "optimizer_study.variant": "alpha",
     })
-    (tmp_path / "metrics/summary.json").write_text(json.dumps(rows))
+    (tmp_path / "metrics/summary.json").write_text(json.dumps(inputs.rows))
     (tmp_path / "metrics/seed_noise.json").write_text(json.dumps(SEEDED))
     (tmp_path / "metrics/sweeps/keep_prob.json").write_text(json.dumps(SWEEP))
     (tmp_path / "metrics/optimizers.json").write_text(json.dumps(OPTIMIZERS))
     OPTIMIZER_CURVES.to_csv(tmp_path / "metrics/optimizers_val_accuracy.csv", index=False)
-    for name in confusion:
+    for name in inputs.confusion:
         with Live(str(tmp_path / f"metrics/train/{name}"), dvcyaml=None, save_dvc_exp=False) as live:
-            for (step, l), a in zip(loss[name].itertuples(index=False), accuracy[name]["accuracy"]):
+            for (step, l), a in zip(inputs.loss[name].itertuples(index=False), inputs.accuracy[name]["accuracy"]):
                 live.step = step
                 live.log_metric("train/loss", l)
                 live.log_metric("train/loss_after_step", AFTER_STEP[name][step - 1])
                 live.log_metric("val/accuracy", a)
                 live.next_step()
-        confusion[name].to_csv(tmp_path / f"metrics/confusion/{name}.csv", index=False)
+        inputs.confusion[name].to_csv(tmp_path / f"metrics/confusion/{name}.csv", index=False)
     params = load_params(tmp_path / "params.yaml")
     (tmp_path / "metrics/eval").mkdir()
     for name in params.variants:  # the test metrics of models trained with these params
@@ -261,7 +261,7 @@ def workspace(tmp_path, inputs):
         (tmp_path / f"metrics/eval/{name}.json").write_text(json.dumps(metrics))
     labels = torch.from_numpy(ACTUAL.astype(np.uint8))
     (tmp_path / "data/prepared").mkdir(parents=True)
-    data.save_split(tmp_path / "data/prepared/test.safetensors", torch.from_numpy(images), labels)
+    data.save_split(tmp_path / "data/prepared/test.safetensors", torch.from_numpy(inputs.images), labels)
     return tmp_path
 
 
@@ -350,9 +350,9 @@ def save_full_page(browser, path):
 
 
 @pytest.mark.browser
-def test_report_in_headless_chromium(browser, inputs, sections, tmp_path):
+def test_report_in_headless_chromium(browser, inputs, tmp_path):
     page = tmp_path / "report.html"
-    page.write_text(build_report(*inputs, **sections))
+    page.write_text(build_report(inputs))
     browser.get(page.as_uri())
     assert_visible(browser.find_element(By.CSS_SELECTOR, "#summary table"), "the summary table")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#summary tr")) == 1 + len(ROWS)
@@ -388,12 +388,11 @@ def test_report_in_headless_chromium(browser, inputs, sections, tmp_path):
 PAYLOAD = "<img src=x onerror=alert(1)>"
 
 
-def test_every_string_reaches_the_page_escaped(inputs, sections):
-    rows, loss, accuracy, confusion, images = inputs
-    rows = [dict(row, architecture=PAYLOAD, **{PAYLOAD: PAYLOAD}) for row in rows]
+def test_every_string_reaches_the_page_escaped(inputs):
+    rows = [dict(row, architecture=PAYLOAD, **{PAYLOAD: PAYLOAD}) for row in ROWS]
     sweep = dict(SWEEP, runs=[dict(run, seeds=[PAYLOAD, 1]) for run in SWEEP["runs"]])
-    optimizers = ([dict(row, hyperparameters=PAYLOAD) for row in OPTIMIZERS], *sections["optimizers"][1:])
-    page = build_report(rows, loss, accuracy, confusion, images, **dict(sections, sweep=sweep, optimizers=optimizers))
+    optimizers = [dict(row, hyperparameters=PAYLOAD) for row in OPTIMIZERS]
+    page = build_report(dataclasses.replace(inputs, rows=rows, sweep=sweep, optimizers=optimizers))
     assert PAYLOAD not in page and "<img src=x" not in page
     assert page.count(html.escape(PAYLOAD)) >= 2 * len(rows) + len(OPTIMIZERS) + 1
 

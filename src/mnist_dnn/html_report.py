@@ -2,13 +2,16 @@
 confusion matrices, misclassified digits, autograd graphs and the optimizer study.
 
 Every part of the page is a Jinja2 template (``render``) that escapes each value it is given, unless the value is
-Markup: a part rendered here, or a chart's SVG. A section is a template and the function that fills it.
+Markup: a part rendered here, or a chart's SVG. The page shows one ``ReportInputs``; it is the ``SECTIONS`` in order,
+each a ``Section``: its id, its heading and the function that renders it from the inputs.
 """
 
 import base64
 import functools
 import html
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,6 +20,7 @@ from markupsafe import Markup
 from PIL import Image
 
 from mnist_dnn import autograd_graph, charts
+from mnist_dnn.config import OptimizerStudy
 from mnist_dnn.tables import (
     optimizer_headers, seed_noise_table, shown, summary_shown, sweep_points, sweep_shown, sweep_table,
 )
@@ -82,6 +86,31 @@ def svg(chart):
     return Markup(chart)
 
 
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the page shows, as stages/report.py reads it from the pipeline's outputs."""
+
+    rows: list[dict]  # the summary records (metrics/summary.json): the variants, in the page's order
+    loss: dict[str, pd.DataFrame]  # name → ``step`` and ``loss`` per epoch, the loss before each step
+    accuracy: dict[str, pd.DataFrame]  # name → ``step`` and ``accuracy`` per epoch, on the validation split
+    after_step: dict[str, pd.DataFrame]  # name → ``step`` and ``loss`` per epoch, the loss after each step
+    lecture_cost: dict[str, list[float]]  # name → the lecture's cost per epoch, for the variants it printed
+    confusion: dict[str, pd.DataFrame]  # name → ``actual`` and ``predicted``, row i for test image i
+    images: np.ndarray  # the test images, uint8 N×28×28
+    seed_noise: list[dict]  # summary records with seed statistics (metrics/seed_noise.json)
+    sweep: dict  # the keep_prob sweep (metrics/sweeps/keep_prob.json)
+    lecture_graph: tuple  # the lecture's snippet's autograd graph: (nodes, edges)
+    graphs: dict[str, dict]  # name → {"train": (nodes, edges), "eval": (nodes, edges)} on one batch
+    optimizers: list[dict]  # the optimizer study's records (metrics/optimizers.json)
+    optimizer_curves: pd.DataFrame  # its ``epoch``, ``val_accuracy`` and ``optimizer``
+    study: OptimizerStudy  # params.yaml's optimizer_study
+
+    @property
+    def names(self):
+        """The variants of the summary, in its order."""
+        return [row["variant"] for row in self.rows]
+
+
 TABLE = """<table class="data">
 <tr>{% for h in headers %}<th{% if h in numeric %} class="num"{% endif %}>{{ h }}</th>{% endfor %}</tr>
 {% for row in rows %}<tr>{% for h, cell in row %}<td{% if h in numeric %} class="num"{% endif %}>{{ cell }}</td>\
@@ -102,10 +131,13 @@ def summary_html(rows):
 
 
 FIGURE = '<figure id="{{ key }}">\n{{ chart }}</figure>'
+CURVES = '<div class="charts">\n{{ figures }}\n</div>'
 
 
-def curves_html(loss, accuracy):
-    """Two charts, training loss and validation accuracy per epoch, all variants in each."""
+def curves_section(inputs):
+    """Two charts, training loss and validation accuracy per epoch, each with every variant of the summary."""
+    loss = {name: inputs.loss[name] for name in inputs.names}
+    accuracy = {name: inputs.accuracy[name] for name in inputs.names}
     figures = {
         "curve-loss": charts.line_chart(
             loss, "step", "loss", "Training loss", "epoch", "loss (log scale)", yscale="log"
@@ -114,7 +146,7 @@ def curves_html(loss, accuracy):
             accuracy, "step", "accuracy", "Validation accuracy", "epoch", "accuracy (%)", scale=100
         ),
     }
-    return joined(render(FIGURE, key=key, chart=svg(chart)) for key, chart in figures.items())
+    return render(CURVES, figures=joined(render(FIGURE, key=key, chart=svg(chart)) for key, chart in figures.items()))
 
 
 LECTURE_CURVES = """<p>The lecture's printed costs come from its TensorFlow labs, whose loop ran the optimizer step and
@@ -133,18 +165,16 @@ gives 89.95 ± 0.04%. It stays unexplained.</p>
 LECTURE_CURVE = '<figure id="lecture-curve-{{ name }}">\n{{ chart }}</figure>'
 
 
-def lecture_curves_html(before, after, lecture, distances):
-    """One chart per variant with a lecture curve: its cost per epoch before and after each step, and the lecture's.
-
-    ``before``, ``after``: name → DataFrame of ``step`` and ``loss``; ``lecture``: name → the lecture's costs;
-    ``distances``: name → the curve distance from the summary.
-    """
+def lecture_curves_section(inputs):
+    """One chart per variant with a lecture curve: its cost per epoch before and after each step, and the lecture's,
+    titled with the curve distance from the summary."""
+    distances = {row["variant"]: row.get("cost_distance") for row in inputs.rows}
     figures = []
-    for name, costs in lecture.items():
+    for name, costs in inputs.lecture_cost.items():
         curves = {
             "lecture (TensorFlow lab)": pd.DataFrame({"step": range(1, len(costs) + 1), "loss": costs}),
-            "ours, after each step": after[name],
-            "ours, before each step": before[name],
+            "ours, after each step": inputs.after_step[name],
+            "ours, before each step": inputs.loss[name],
         }
         distance = distances.get(name)
         title = f"{name}: cost per epoch" + ("" if distance is None else f" (distance {distance:.3f})")
@@ -183,6 +213,19 @@ def confusion_html(name, pairs):
     return render(CONFUSION, name=name, rows=rows)
 
 
+CONFUSION_SECTION = """<p>Test images by actual digit (rows) and predicted digit (columns). Blue: correct, red: \
+mistakes;
+each shaded relative to the largest count of its colour.</p>
+<div class="matrices">
+{{ matrices }}
+</div>"""
+
+
+def confusion_section(inputs):
+    """Each variant's confusion matrix."""
+    return render(CONFUSION_SECTION, matrices=joined(confusion_html(n, inputs.confusion[n]) for n in inputs.names))
+
+
 def png_data_url(image):
     """A uint8 grayscale image as a data: URL of a PNG, upscaled to DIGIT_PIXELS square, nearest-neighbour."""
     png = io.BytesIO()
@@ -207,6 +250,11 @@ def gallery_html(name, pairs, images):
     wrong = np.flatnonzero(actual != predicted)
     digits = [(i, png_data_url(images[i]), actual[i], predicted[i]) for i in wrong[:GALLERY_SIZE]]
     return render(GALLERY, name=name, wrong=len(wrong), total=len(actual), digits=digits, size=DIGIT_PIXELS)
+
+
+def gallery_section(inputs):
+    """Each variant's misclassified test digits."""
+    return joined(gallery_html(name, inputs.confusion[name], inputs.images) for name in inputs.names)
 
 
 SEED_NOISE = """<p>Each variant trained with {{ seeds }} seeds (train.seed and <code>extra_seeds</code>), written by \
@@ -285,6 +333,12 @@ loss.backward()</pre>
 the dropout variant's graph in train mode has a <code>MulBackward0</code> (the mask) after each ReLU, and in eval
 mode, where dropout passes its input through, it has none.</p>
 """
+GRAPHS = GRAPHS_INTRO + '<div class="graphs">\n{{ figures }}\n</div>'
+
+
+def graphs_section(inputs):
+    """The autograd graphs, after an introduction that quotes the lecture's snippet."""
+    return render(GRAPHS, figures=graphs_html(inputs.lecture_graph, inputs.graphs))
 
 
 OPTIMIZERS = """<p>{{ variant }} trained with each of the lecture's optimizers, the same seed and data order.</p>
@@ -303,25 +357,28 @@ def optimizers_html(records, curves, study):
     return render(OPTIMIZERS, variant=study.variant, table=table, chart=svg(chart))
 
 
-SECTIONS = {  # id → heading, in the page's order
-    "summary": "Test accuracy",
-    "seed-noise": "Seed noise: how much of the table is noise?",
-    "sweep": "Does dropout help? A keep_prob sweep",
-    "curves": "Training curves",
-    "lecture-curves": "Cost per epoch against the lecture's",
-    "confusion": "Confusion matrices",
-    "gallery": "Misclassified test digits",
-    "graphs": "Back-propagation with a graph, created on the fly",
-    "optimizers": "The lecture's optimizers",
-}
-CURVES = '<div class="charts">\n{{ figures }}\n</div>'
-CONFUSION_SECTION = """<p>Test images by actual digit (rows) and predicted digit (columns). Blue: correct, red: \
-mistakes;
-each shaded relative to the largest count of its colour.</p>
-<div class="matrices">
-{{ matrices }}
-</div>"""
-GRAPHS = GRAPHS_INTRO + '<div class="graphs">\n{{ figures }}\n</div>'
+@dataclass(frozen=True)
+class Section:
+    """One section of the page: its id (the anchor), its heading, and ``render(inputs)``, its HTML."""
+
+    id: str
+    heading: str
+    render: Callable[[ReportInputs], Markup]
+
+
+SECTIONS = [  # the page's sections, in its order: its table of contents and its body
+    Section("summary", "Test accuracy", lambda inputs: summary_html(inputs.rows)),
+    Section("seed-noise", "Seed noise: how much of the table is noise?",
+            lambda inputs: seed_noise_html(inputs.seed_noise)),
+    Section("sweep", "Does dropout help? A keep_prob sweep", lambda inputs: sweep_html(inputs.sweep)),
+    Section("curves", "Training curves", curves_section),
+    Section("lecture-curves", "Cost per epoch against the lecture's", lecture_curves_section),
+    Section("confusion", "Confusion matrices", confusion_section),
+    Section("gallery", "Misclassified test digits", gallery_section),
+    Section("graphs", "Back-propagation with a graph, created on the fly", graphs_section),
+    Section("optimizers", "The lecture's optimizers",
+            lambda inputs: optimizers_html(inputs.optimizers, inputs.optimizer_curves, inputs.study)),
+]
 PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -331,39 +388,17 @@ PAGE = """<!DOCTYPE html>
 </head>
 <body>
 <h1>MNIST: the lecture's table, reproduced</h1>
-<nav>{% for key, heading in sections.items() %}{% if not loop.first %} · {% endif %}\
-<a href="#{{ key }}">{{ heading }}</a>{% endfor %}</nav>
-{% for key, heading in sections.items() %}<section id="{{ key }}">
-<h2>{{ heading }}</h2>
-{{ body[key] }}
+<nav>{% for section in sections %}{% if not loop.first %} · {% endif %}\
+<a href="#{{ section.id }}">{{ section.heading }}</a>{% endfor %}</nav>
+{% for section in sections %}<section id="{{ section.id }}">
+<h2>{{ section.heading }}</h2>
+{{ section.render(inputs) }}
 </section>
 {% endfor %}</body>
 </html>
 """
 
 
-def build_report(rows, loss, accuracy, confusion, images, *, seed_noise, sweep, lecture_curves, graphs, optimizers):
-    """The whole page, for the variants of the summary records ``rows``, in their order.
-
-    ``loss``, ``accuracy``: name → DataFrame of ``step`` and ``loss`` or ``accuracy`` per epoch;
-    ``confusion``: name → DataFrame of ``actual`` and ``predicted``, row i for test image i;
-    ``images``: the test images, uint8 N×28×28; ``seed_noise``: summary records with seed statistics;
-    ``sweep``: the keep_prob sweep's JSON; ``lecture_curves``: the costs after each step and the lecture's, as the
-    arguments ``after`` and ``lecture`` of lecture_curves_html; ``graphs``: the arguments of graphs_html;
-    ``optimizers``: those of optimizers_html.
-    """
-    names = [row["variant"] for row in rows]
-    body = {
-        "summary": summary_html(rows),
-        "seed-noise": seed_noise_html(seed_noise),
-        "sweep": sweep_html(sweep),
-        "curves": render(CURVES, figures=curves_html({n: loss[n] for n in names}, {n: accuracy[n] for n in names})),
-        "lecture-curves": lecture_curves_html(
-            loss, *lecture_curves, {row["variant"]: row.get("cost_distance") for row in rows}
-        ),
-        "confusion": render(CONFUSION_SECTION, matrices=joined(confusion_html(n, confusion[n]) for n in names)),
-        "gallery": joined(gallery_html(n, confusion[n], images) for n in names),
-        "graphs": render(GRAPHS, figures=graphs_html(*graphs)),
-        "optimizers": optimizers_html(*optimizers),
-    }
-    return render(PAGE, style=Markup(STYLE), sections=SECTIONS, body=body)
+def build_report(inputs):
+    """The whole page for ``inputs`` (a ReportInputs): each of SECTIONS, in order."""
+    return render(PAGE, style=Markup(STYLE), sections=SECTIONS, inputs=inputs)
