@@ -10,7 +10,7 @@ export PYTHONPATH := src$(if $(PYTHONPATH),:$(PYTHONPATH))
 export DVC_NO_ANALYTICS := 1
 .DEFAULT_GOAL := help
 
-.PHONY: help install repro verify check deps test docs browser bench bench-numerics bench-vendors bench-gpu bench-parallel seed-noise sweep
+.PHONY: help install repro verify lint check deps test docs browser bench bench-numerics bench-vendors bench-gpu bench-parallel seed-noise sweep
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 18
@@ -33,8 +33,11 @@ verify: install  ## rerun the pipeline and prove it gives the committed results
 # Tests run on every core (pytest-xdist); each module that shares one pipeline run stays on one worker (xdist_group).
 PYTEST := pytest -n auto --dist loadgroup
 
+lint: install  ## ruff at the project's 120 columns (rules in pyproject.toml)
+	ruff check .
+
 # The markers that `check` leaves out are registered in pyproject.toml.
-check: install  ## the edit-test loop: every test but the pipeline, remotes and browser (under 2 minutes)
+check: install lint  ## the edit-test loop: every test but the pipeline, remotes and browser (under 2 minutes)
 	$(PYTEST) -m "not e2e and not remote and not browser"
 
 # After adding an import to a module a stage runs: tests/test_dvc_yaml.py fails until dvc.yaml lists it. Running it
@@ -42,7 +45,7 @@ check: install  ## the edit-test loop: every test but the pipeline, remotes and 
 deps: install  ## rewrite each dvc.yaml stage's code deps from the modules it imports
 	python -m mnist_dnn.stage_deps
 
-test: install browser  ## the full test suite, as CI runs it
+test: install lint browser  ## the full test suite, as CI runs it
 	$(PYTEST)
 
 # After a run: copy the result tables (metrics/*.md) into README.md and docs/ again (tests/test_docs.py checks them).

@@ -21,7 +21,8 @@ VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_NUM_THREADS", "OMP_NUM_THRE
 def probe(probe_path, setting):
     """The probe's result under ``setting`` (a reference line), or None where this CPU cannot run it."""
     env = {k: v for k, v in os.environ.items() if k not in VARIABLES} | setting["env"]
-    args = [sys.executable, str(probe_path), setting["backend"], *([str(setting["k_slice"])] if setting["k_slice"] else [])]
+    k_slice = [str(setting["k_slice"])] if setting["k_slice"] else []
+    args = [sys.executable, str(probe_path), setting["backend"], *k_slice]
     done = subprocess.run(args, env=env, capture_output=True, text=True)
     return json.loads(done.stdout.splitlines()[-1]) if done.returncode == 0 else None
 

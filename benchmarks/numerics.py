@@ -39,7 +39,8 @@ CANDIDATES = {
     "aten_avx2+cbwr_compatible": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE"},
     "aten_avx2+cbwr_avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"},
     "aten_avx2+cbwr_avx2_strict": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT"},
-    "aten_avx2+cbwr_avx2+onednn_avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "aten_avx2+cbwr_avx2+onednn_avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2",
+                                        "ONEDNN_MAX_CPU_ISA": "AVX2"},
     "aten_avx2+cbwr_compatible+k_slice_100": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE",
                                               K_SLICE_ENV: "100"},
 }
@@ -50,7 +51,8 @@ PROBE_IMAGES = 10_000  # the stability probe's short epoch: 100 steps of 100 ima
 
 def sliced_matmul(a, b, size):
     """``a @ b`` with the inner dimension cut into slices of ``size`` whose products are added left to right; both
-    operands row-major and contiguous but for ``a``'s column slices, as ../shared/numerics/gemm_probe.py computes them."""
+    operands row-major and contiguous but for ``a``'s column slices, as ../shared/numerics/gemm_probe.py computes
+    them."""
     out = a[:, :size] @ b[:size]
     for start in range(size, a.shape[1], size):
         out = out + a[:, start : start + size] @ b[start : start + size]
@@ -107,7 +109,8 @@ def run(env, variant, epochs, images, train_path):
     """One worker run under ``env`` added to this process's environment (the project's numerics default off)."""
     command = [sys.executable, __file__, "--worker", variant, str(epochs), str(images), "--train", train_path]
     full = os.environ | {"MNIST_DNN_NUMERICS": "native"} | env
-    for name in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_DYNAMIC", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", K_SLICE_ENV):
+    variables = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_DYNAMIC", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", K_SLICE_ENV)
+    for name in variables:
         if name not in env:
             full.pop(name, None)
     out = subprocess.run(command, env=full, capture_output=True, text=True, check=True).stdout

@@ -8,7 +8,7 @@ import os
 if (workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))) > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
-import mnist_dnn  # noqa: E402, F401  it sets the portable CPU numerics before anything imports torch
+import mnist_dnn  # noqa: E402, F401, I001  it sets the portable CPU numerics before anything imports torch
 
 import importlib.util
 import resource

@@ -190,7 +190,8 @@ def test_a_stage_exits_when_the_process_that_started_it_dies(tmp_path, tmp_path_
     started = int(read_line(parent.stdout))
     try:
         assert read_line(parent.stdout) == "ready\n"  # the stage shares its parent's stdout
-        stages = [pid for pid in [started, *children(started)] if Path(f"/proc/{pid}/comm").read_text().startswith("python")]
+        pids = [started, *children(started)]
+        stages = [pid for pid in pids if Path(f"/proc/{pid}/comm").read_text().startswith("python")]
         assert len(stages) == 1 and (stages[0] != started) == bool(shell)  # dash did not exec the stage
         parent.kill()
         parent.wait(timeout=TIME_CAP)

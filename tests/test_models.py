@@ -192,7 +192,8 @@ def test_load_rejects_weights_not_matching_spec(tmp_path):
 
 
 def write_random_bytes(path):
-    path.write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0)).byte().numpy().tobytes())
+    noise = torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0))
+    path.write_bytes(noise.byte().numpy().tobytes())
 
 
 def write_torch_pickle(path):

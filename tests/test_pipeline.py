@@ -108,8 +108,8 @@ def test_push_then_pull_in_a_fresh_clone_leaves_nothing_to_rerun(repo):
     run(["dvc", "pull"], clone)
     assert ran_stages(run(["dvc", "repro"], clone)) == set()
     for variant in VARIANTS:
-        assert (clone / f"models/{variant}.safetensors").read_bytes() == (root / f"models/{variant}.safetensors").read_bytes()
-        assert (clone / f"metrics/eval/{variant}.json").read_text() == (root / f"metrics/eval/{variant}.json").read_text()
+        for path in (f"models/{variant}.safetensors", f"metrics/eval/{variant}.json"):
+            assert (clone / path).read_bytes() == (root / path).read_bytes(), path
 
 
 def markdown_table(text):
@@ -160,7 +160,7 @@ def test_the_sweep_queues_two_experiments_that_run_only_the_dropout_variants_sta
     params = (root / "params.yaml").read_text()
     output = root / "metrics/sweeps/keep_prob"
     argv = ["--values", "0.4", "0.6", "--seeds", "1", "--jobs", "2", "--output", str(output)]
-    run([sys.executable, "-m", "mnist_dnn.sweep", *argv], root)  # `dvc exp run --queue` each, `dvc queue start --jobs 2`
+    run([sys.executable, "-m", "mnist_dnn.sweep", *argv], root)  # `dvc exp run --queue` each, then `dvc queue start`
     names = {"sweep-keep_prob-0.4": 0.4, "sweep-keep_prob-0.6": 0.6}
     for name in names:
         logs = run(["dvc", "queue", "logs", name], root)
@@ -185,8 +185,8 @@ def add_sixth_variant(root):
     edit_yaml(root / "params.yaml", {f"variants.{SIXTH}": {"hidden": [1024], "init": "xavier_uniform",
                                                            "bias_init": "pytorch"}})
     dvc_yaml = root / "dvc.yaml"
-    text = dvc_yaml.read_text().replace(f"      {DROPOUT_VARIANT}: {{reads: keep_prob}}\n",
-                                        f"      {DROPOUT_VARIANT}: {{reads: keep_prob}}\n      {SIXTH}: {{reads: train}}\n")
+    dropout_line = f"      {DROPOUT_VARIANT}: {{reads: keep_prob}}\n"
+    text = dvc_yaml.read_text().replace(dropout_line, f"{dropout_line}      {SIXTH}: {{reads: train}}\n")
     dvc_yaml.write_text(text + f"""  {SIXTH}:
     path: models/{SIXTH}.safetensors
     type: model

@@ -2,10 +2,9 @@ import gzip
 import json
 import math
 import random
+import shutil
 from functools import partial
 from pathlib import Path
-
-import shutil
 
 import numpy as np
 import pytest

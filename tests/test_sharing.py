@@ -182,7 +182,8 @@ def test_dvc_get_one_model_then_predict_with_it(machine_a, public_copy, tmp_path
     commit(published, "default remote: the public copy")
     outsider = tmp_path_factory.mktemp("outsider")  # no clone, no pipeline
     run(["dvc", "get", str(published), "models/dnn_dropout.safetensors"], outsider)
-    run(["dvc", "get", str(published), "data/prepared/test.safetensors", "-o", "data/prepared/test.safetensors"], outsider)
+    test_set = "data/prepared/test.safetensors"
+    run(["dvc", "get", str(published), test_set, "-o", test_set], outsider)
     model = outsider / "dnn_dropout.safetensors"
     assert model.read_bytes() == (machine_a / "models/dnn_dropout.safetensors").read_bytes()
     got = predict_json(outsider, "--model", "dnn_dropout.safetensors", "--index", "0")

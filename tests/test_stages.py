@@ -57,8 +57,9 @@ def test_evaluate_refuses_the_model_file_of_another_variant(workspace, run_stage
     result = run_stage("evaluate", "nn_xavier")
     assert result.returncode == 2
     assert result.stderr == (
-        "error: models/nn_xavier.safetensors: holds softmax (784→10, normal, normal biases, dropout 0), not nn_xavier as "
-        "params.yaml has it (784→256→256→10, xavier_uniform, normal biases, dropout 0); run `dvc repro --force train@nn_xavier`\n"
+        "error: models/nn_xavier.safetensors: holds softmax (784→10, normal, normal biases, dropout 0), not nn_xavier"
+        " as params.yaml has it (784→256→256→10, xavier_uniform, normal biases, dropout 0); run"
+        " `dvc repro --force train@nn_xavier`\n"
     )
     assert not (workspace / "metrics/eval").exists()
 

@@ -34,7 +34,8 @@ stages:
 
 def test_the_tolerance_is_three_times_the_spread_of_a_difference_of_two_seeds():
     tolerance = verify.tolerances([{"variant": "softmax", "std": 0.001}, {"variant": "dnn", "std": 0.002}])
-    assert tolerance == {"softmax": pytest.approx(3 * math.sqrt(2) * 0.001), "dnn": pytest.approx(3 * math.sqrt(2) * 0.002)}
+    spread = 3 * math.sqrt(2)
+    assert tolerance == {"softmax": pytest.approx(spread * 0.001), "dnn": pytest.approx(spread * 0.002)}
 
 
 def test_a_seed_noise_file_without_statistics_is_refused_in_one_line():

@@ -1,4 +1,5 @@
-"""The ``mnist-dnn`` console command; ``mnist-dnn predict`` gets one digit and predicts it, as the lecture's labs end."""
+"""The ``mnist-dnn`` console command; ``mnist-dnn predict`` gets one digit and predicts it, as the lecture's labs
+end."""
 
 import argparse
 import json

@@ -164,7 +164,8 @@ class ModelSpec(BaseModel):
             found = {name: (s.get_dtype(), tuple(s.get_shape())) for name, s in slices.items()}
             expected = {name: ("F32", shape) for name, shape in spec.shapes().items()}
             if found != expected:
-                raise UserError(f"weights do not match the architecture in its metadata ({_difference(found, expected)})")
+                difference = _difference(found, expected)
+                raise UserError(f"weights do not match the architecture in its metadata ({difference})")
             state = {name: f.get_tensor(name) for name in f.keys()}
             check_digest(state, record)
         for name, tensor in state.items():

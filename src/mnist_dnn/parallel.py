@@ -200,7 +200,8 @@ def run_tasks(ray, tasks, workspace, root, run_id, jobs, via_remote, force):
             try:
                 result = signalled(ray.get, ref)
             except ray.exceptions.RayError as err:  # a node lost more often than the retries allow
-                raise UserError(f"{name}: lost ({one_line(err)[:200]}); the finished stages are cached: run again")
+                lost = f"{name}: lost ({one_line(err)[:200]}); the finished stages are cached: run again"
+                raise UserError(lost) from None
             if result["error"]:
                 raise UserError(f"{name}: {result['error']}")
             done.add(name)

@@ -78,7 +78,7 @@ def check(trained_with, expected, source, command):
 
 
 def describe(trained_with):
-    """The record in a phrase: ``adam lr 0.001, 15 epochs, batch 100, seed 777, keep_prob 0.7 (params 1a2b3c4d5e6f)``."""
+    """The record in a phrase, e.g. ``adam lr 0.001, 15 epochs, batch 100, seed 777, keep_prob 0.7 (params 1a2b…)``."""
     values = flat(trained_with["params"])
     extras = [f"{key} {shown(value)}" for key, value in values.items()
               if key not in ("optimizer.name", "optimizer.lr", "train.epochs", "train.batch_size", "train.seed")

@@ -168,7 +168,8 @@ def _interrupted(signum):
     for a stage's command), also how to get them back: `dvc checkout` restores only those in DVC's cache."""
     line = "interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})"
     if "DVC_STAGE" in os.environ:
-        line += "; `dvc repro` finishes the run, or `dvc checkout` and `git checkout -- metrics` bring back the last one"
+        line += ("; `dvc repro` finishes the run, or `dvc checkout` and `git checkout -- metrics` bring back the last"
+                 " one")
     return line
 
 
