@@ -18,13 +18,20 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from dvclive import Live
 from helpers import REPO, edit_yaml, run_stage
 from mnist_dnn import autograd_graph, charts, data
 from mnist_dnn.config import load_params
 from mnist_dnn.html_report import (
-    SECTIONS, ReportInputs, build_report, confusion_html, gallery_html, graphs_html, optimizers_html, seed_noise_html,
-    summary_html, sweep_html,
+    SECTIONS,
+    ReportInputs,
+    build_report,
+    confusion_html,
+    gallery_html,
+    graphs_html,
+    optimizers_html,
+    seed_noise_html,
+    summary_html,
+    sweep_html,
 )
 from mnist_dnn.models import ModelSpec
 from mnist_dnn.tables import sweep_points, sweep_table
@@ -247,11 +254,12 @@ def workspace(tmp_path, inputs):
     OPTIMIZER_CURVES.to_csv(tmp_path / "metrics/optimizers_val_accuracy.csv", index=False)
     for name in inputs.confusion:
         with Live(str(tmp_path / f"metrics/train/{name}"), dvcyaml=None, save_dvc_exp=False) as live:
-            for (step, l), a in zip(inputs.loss[name].itertuples(index=False), inputs.accuracy[name]["accuracy"]):
+            curves = zip(inputs.loss[name].itertuples(index=False), inputs.accuracy[name]["accuracy"])
+            for (step, loss), accuracy in curves:
                 live.step = step
-                live.log_metric("train/loss", l)
+                live.log_metric("train/loss", loss)
                 live.log_metric("train/loss_after_step", AFTER_STEP[name][step - 1])
-                live.log_metric("val/accuracy", a)
+                live.log_metric("val/accuracy", accuracy)
                 live.next_step()
         inputs.confusion[name].to_csv(tmp_path / f"metrics/confusion/{name}.csv", index=False)
     params = load_params(tmp_path / "params.yaml")
@@ -440,7 +448,8 @@ HOSTILE_FILES = {
         "metrics/summary.json", lambda rows: [dict(rows[0], reproduced_accuracy="0.9"), rows[1]],
         "0.reproduced_accuracy: Input should be a valid number (got '0.9')"),
     "summary: a variant twice": (
-        "metrics/summary.json", lambda rows: [rows[0], rows[0]], "(top level): a variant appears twice in alpha, alpha"),
+        "metrics/summary.json", lambda rows: [rows[0], rows[0]],
+        "(top level): a variant appears twice in alpha, alpha"),
     "summary: markup for a variant": (
         "metrics/summary.json", lambda rows: [dict(rows[0], variant=PAYLOAD), rows[1]], "0.variant: '<img src=x"),
     "summary: a string for the cost distance": (
@@ -472,7 +481,8 @@ HOSTILE_TABLES = {
     "confusion: a string for a digit": (
         "metrics/confusion/alpha.csv", "\n3,", "\nx,", "actual.3: Input should be a valid integer"),
     "confusion: a digit out of range": (
-        "metrics/confusion/beta.csv", "\n3,3", "\n3,12", "predicted.23: Input should be less than or equal to 9 (got 12)"),
+        "metrics/confusion/beta.csv", "\n3,3", "\n3,12",
+        "predicted.23: Input should be less than or equal to 9 (got 12)"),
     "curve: a string for the loss": (
         "metrics/train/alpha/plots/metrics/train/loss.tsv", "\t1.0", "\tabc", "loss.1: Input should be a valid number"),
     "curve: not a number": (

@@ -14,8 +14,10 @@ from mnist_dnn.errors import UserError
 from mnist_dnn.models import ModelSpec
 from mnist_dnn.optimizers import build_optimizer
 
+VAL = make_split(200, 1)
 
-def train_once(seed, hidden=(32, 32), dropout_p=0.3, epochs=3, inputs=None, val=make_split(200, 1)):
+
+def train_once(seed, hidden=(32, 32), dropout_p=0.3, epochs=3, inputs=None, val=VAL):
     torch.manual_seed(seed)
     model = ModelSpec(variant="tiny", hidden=hidden, init="xavier_uniform", dropout_p=dropout_p).build()
     optimizer = build_optimizer("adam", model.parameters(), 1e-3)

@@ -22,7 +22,13 @@ from PIL import Image
 from mnist_dnn import autograd_graph, charts
 from mnist_dnn.config import OptimizerStudy
 from mnist_dnn.tables import (
-    optimizer_headers, seed_noise_table, shown, summary_shown, sweep_points, sweep_shown, sweep_table,
+    optimizer_headers,
+    seed_noise_table,
+    shown,
+    summary_shown,
+    sweep_points,
+    sweep_shown,
+    sweep_table,
 )
 
 GALLERY_SIZE = 24  # misclassified digits shown per variant
