@@ -7,10 +7,10 @@ import pytest
 import torch
 from ruamel.yaml import YAML
 
-from helpers import DELETE, REPO, VARIANTS, set_key
-from mnist_dnn.config import HYPERPARAMETERS, IMPLEMENTATION_SWITCHES, MAX_YAML_NODES, load_params, quote
+from helpers import DELETE, DROPOUT_VARIANT, REPO, VARIANTS, set_key
+from mnist_dnn.config import IMPLEMENTATION_SWITCHES, MAX_YAML_NODES, load_params, quote
 from mnist_dnn.errors import UserError
-from mnist_dnn.optimizers import OPTIMIZERS
+from mnist_dnn.optimizers import HYPERPARAMETERS, OPTIMIZERS
 
 PARAMS = REPO / "params.yaml"
 
@@ -29,11 +29,11 @@ def write_params(path, raw):
 def test_real_params_load():
     params = load_params(PARAMS)
     assert list(params.variants) == VARIANTS
-    assert params.model_spec("dnn_dropout").dropout_p == pytest.approx(1 - params.keep_prob)
-    assert params.model_spec("dnn_dropout").dropout_p > 0
-    for name in VARIANTS[:-1]:
-        assert params.model_spec(name).dropout_p == 0
-    assert params.model_spec("dnn").hidden == tuple(params.variant("dnn").hidden)
+    for name, variant in params.variants.items():
+        spec = params.model_spec(name)
+        assert spec.dropout_p == pytest.approx(1 - params.keep_prob if variant.dropout else 0)
+        assert spec.hidden == tuple(variant.hidden)
+    assert params.model_spec(DROPOUT_VARIANT).dropout_p > 0
 
 
 def test_copied_params_load_unchanged(tmp_path):
@@ -174,7 +174,7 @@ def test_yaml_read_as_yaml_1_2(tmp_path, text, section, key, expected):
     assert type(value) is type(expected)
 
 
-@pytest.mark.parametrize("variant, expected", [("nope", "not a variant: nope"), ("dnn_dropout", "uses dropout")])
+@pytest.mark.parametrize("variant, expected", [("nope", "not a variant: nope"), (DROPOUT_VARIANT, "uses dropout")])
 def test_optimizer_study_trains_an_existing_variant_without_dropout(tmp_path, variant, expected):
     raw = real_params()
     raw["optimizer_study"]["variant"] = variant
@@ -358,7 +358,7 @@ def test_a_keep_prob_whose_dropout_rounds_to_1_is_refused_in_the_range_checks_wo
 def test_the_smallest_keep_prob_whose_dropout_is_below_1_is_accepted(tmp_path):
     raw = real_params()
     raw["keep_prob"] = 2.0**-53
-    assert load_params(write_params(tmp_path / "params.yaml", raw)).model_spec("dnn_dropout").dropout_p < 1
+    assert load_params(write_params(tmp_path / "params.yaml", raw)).model_spec(DROPOUT_VARIANT).dropout_p < 1
 
 
 @pytest.mark.parametrize("content", [b"train:\n  epochs: \xff\n", "\ufefftrain: [".encode("utf-16")],

@@ -13,9 +13,7 @@ from mnist_dnn.markdown import optimizer_markdown, summary_markdown, sweep_markd
 from mnist_dnn.tables import optimizer_table, summary_table, sweep_points, sweep_table
 
 PARAMS_PATH = REPO / "params.yaml"
-COLUMNS = [
-    "variant", "architecture", "init", "bias_init", "dropout", "lecture_accuracy", "reproduced_accuracy", "difference_pp"
-]
+STORED = [column.key for column in tables.SUMMARY if column.kind is not None]  # metrics/summary.json's, in order
 PORTABLE = {"torch": "2.14.1", "device": "cpu", "mode": "portable", "aten_cpu_capability": "AVX2", "mkl": "2024.2",
             "mkl_cbwr": "AVX2,STRICT", "mkl_branch": "AUTO,STRICT", "onednn": "v3.12.0", "cpu_vendor": "AuthenticAMD"}
 NUMERICS = {name: PORTABLE for name in ("softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout")}
@@ -64,7 +62,9 @@ def test_real_params_start_with_the_lecture_variants_this_test_uses():
 
 def test_summary_table_rows_and_columns():
     table = summary_table(PARAMS, dict(reversed(ONE_SEED.items())))  # rows follow params, not this dict
-    assert list(table.columns) == COLUMNS
+    assert list(table.columns) == [key for key in STORED if key in table]
+    with_seeds_or_costs = {*tables.SEED_STATISTICS, "within_noise", "cost_distance", "epochs_inside"}
+    assert set(STORED) - set(table.columns) == with_seeds_or_costs
     assert list(table["variant"]) == list(PARAMS.variants)
     assert list(table["reproduced_accuracy"]) == [ACCURACY[n] for n in PARAMS.variants]
     assert list(table["lecture_accuracy"]) == [LECTURE[n] for n in PARAMS.variants]
@@ -340,6 +340,14 @@ def test_the_summary_compares_cost_curves_with_the_lecture():
     table = summary_table(PARAMS, accuracies, two_seeds).set_index("variant")
     assert (table["epochs_inside"] == f"{len(lecture['dnn'])}/{len(lecture['dnn'])}").all()
     assert "cost vs lecture" in summary_markdown(summary_table(PARAMS, accuracies, two_seeds), NUMERICS)
+
+
+def test_the_summary_reader_takes_every_column_summary_table_writes():
+    accuracies = {name: [acc, acc + 0.001] for name, acc in ACCURACY.items()}
+    costs = {name: [PARAMS.lecture_cost[name]] * 2 for name in LECTURE}
+    table = summary_table(PARAMS, accuracies, costs)
+    assert list(table.columns) == STORED
+    outputs.parse_json(table.to_json(orient="records"), outputs.Summary, "summary.json", "dvc repro summarize")
 
 
 def test_the_summary_says_where_it_was_computed():

@@ -14,8 +14,9 @@ from ruamel.yaml import YAML, YAMLError
 
 from mnist_dnn import provenance
 from mnist_dnn.errors import UserError, one_line
+from mnist_dnn.kinds import Fraction, Positive
 from mnist_dnn.models import BIAS_INITS, INITS, MAX_LAYERS, NAME_PATTERN, ModelSpec, check_size
-from mnist_dnn.optimizers import OPTIMIZERS, build_optimizer
+from mnist_dnn.optimizers import HYPERPARAMETERS, OPTIMIZERS, build_optimizer
 
 MAX_YAML_NODES = 10_000  # params.yaml has ~100 nodes: anchors and aliases may repeat a value, not multiply it
 MAX_PARAMS_BYTES = 2**20  # params.yaml is ~3 KB
@@ -58,35 +59,13 @@ def _check_name(name):
 
 Name = Annotated[str, AfterValidator(_check_name)]
 Seed = Annotated[int, Field(ge=0, lt=2**64)]  # what torch.manual_seed accepts
-Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Beta = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-# Every hyperparameter of each optimizer besides lr, and what its value must be: the one table params.yaml's are
-# checked by (tests/test_config.py checks it against each class's signature).
-HYPERPARAMETERS = {
-    "adam": {"betas": Annotated[list[Beta], Field(min_length=2, max_length=2)], "eps": NonNegative,
-             "weight_decay": NonNegative, "amsgrad": bool, "maximize": bool, "decoupled_weight_decay": bool},
-    "adadelta": {"rho": Fraction, "eps": NonNegative, "weight_decay": NonNegative, "maximize": bool},
-    "adagrad": {"lr_decay": NonNegative, "weight_decay": NonNegative, "initial_accumulator_value": NonNegative,
-                "eps": NonNegative, "maximize": bool},
-    "rmsprop": {"alpha": NonNegative, "eps": NonNegative, "weight_decay": NonNegative, "momentum": NonNegative,
-                "centered": bool, "maximize": bool},
-    "sgd": {"momentum": NonNegative, "dampening": Fraction, "weight_decay": NonNegative, "nesterov": bool,
-            "maximize": bool},
-    "ftrl": {"lr_power": Annotated[float, Field(le=0)], "initial_accumulator_value": NonNegative, "l1": NonNegative,
-             "l2": NonNegative, "l2_shrinkage": NonNegative, "beta": NonNegative},
-    "proximal_gd": {"l1": NonNegative, "l2": NonNegative},
-    "proximal_adagrad": {"initial_accumulator_value": Positive, "l1": NonNegative, "l2": NonNegative},
-    "adagrad_da": {"initial_gradient_squared_accumulator_value": Positive, "l1": NonNegative, "l2": NonNegative},
-}
-_HYPERPARAMETER_MODELS = {  # each optimizer's table as a model: every hyperparameter optional, none other allowed
+_HYPERPARAMETER_MODELS = {  # each optimizers.HYPERPARAMETERS table as a model: each key optional, no other allowed
     name: create_model(f"{name}_hyperparameters", __base__=_Strict,
                        **{key: (kind, None) for key, kind in kinds.items()})
     for name, kinds in HYPERPARAMETERS.items()
@@ -176,7 +155,7 @@ class Params(_Strict):
     keep_prob: float = Field(gt=0, le=1)
     variants: dict[Name, VariantParams] = Field(min_length=1)
     lecture_accuracy: dict[str, Fraction]
-    lecture_cost: dict[str, Annotated[list[Annotated[float, Field(gt=0, allow_inf_nan=False)]], Field(min_length=1)]]
+    lecture_cost: dict[str, Annotated[list[Positive], Field(min_length=1)]]
     optimizer_study: OptimizerStudy
 
     @field_validator("keep_prob")

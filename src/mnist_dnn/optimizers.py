@@ -5,8 +5,12 @@ so that their ``step`` can be recorded in a CUDA graph.
 """
 
 import inspect
+from typing import Annotated
 
 import torch
+from pydantic import Field
+
+from mnist_dnn.kinds import Beta, Fraction, NonNegative, Positive
 
 
 def _check_positive(**hyperparameters):
@@ -150,6 +154,24 @@ OPTIMIZERS = {
     "proximal_gd": ProximalGradientDescent,
     "proximal_adagrad": ProximalAdagrad,
     "adagrad_da": AdagradDA,
+}
+# Every hyperparameter of each optimizer above besides lr, and what its value must be: the one table params.yaml's are
+# checked by (config.py; tests/test_config.py checks it against each class's signature).
+HYPERPARAMETERS = {
+    "adam": {"betas": Annotated[list[Beta], Field(min_length=2, max_length=2)], "eps": NonNegative,
+             "weight_decay": NonNegative, "amsgrad": bool, "maximize": bool, "decoupled_weight_decay": bool},
+    "adadelta": {"rho": Fraction, "eps": NonNegative, "weight_decay": NonNegative, "maximize": bool},
+    "adagrad": {"lr_decay": NonNegative, "weight_decay": NonNegative, "initial_accumulator_value": NonNegative,
+                "eps": NonNegative, "maximize": bool},
+    "rmsprop": {"alpha": NonNegative, "eps": NonNegative, "weight_decay": NonNegative, "momentum": NonNegative,
+                "centered": bool, "maximize": bool},
+    "sgd": {"momentum": NonNegative, "dampening": Fraction, "weight_decay": NonNegative, "nesterov": bool,
+            "maximize": bool},
+    "ftrl": {"lr_power": Annotated[float, Field(le=0)], "initial_accumulator_value": NonNegative, "l1": NonNegative,
+             "l2": NonNegative, "l2_shrinkage": NonNegative, "beta": NonNegative},
+    "proximal_gd": {"l1": NonNegative, "l2": NonNegative},
+    "proximal_adagrad": {"initial_accumulator_value": Positive, "l1": NonNegative, "l2": NonNegative},
+    "adagrad_da": {"initial_gradient_squared_accumulator_value": Positive, "l1": NonNegative, "l2": NonNegative},
 }
 
 

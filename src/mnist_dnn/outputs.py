@@ -10,17 +10,19 @@ from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, model_validator,
+)
 
-from mnist_dnn.config import Beta, Fraction, Name, NonNegative, Positive, Seed, describe
+from mnist_dnn.config import Name, Seed, describe
 from mnist_dnn import provenance
 from mnist_dnn.errors import UserError
-from mnist_dnn.tables import COLUMNS
+from mnist_dnn.kinds import Finite, Fraction, NonNegative, Positive
+from mnist_dnn.tables import COLUMNS, SEED_STATISTICS, SUMMARY
 
 Digit = Annotated[int, Field(ge=0, le=9)]
 Count = Annotated[int, Field(ge=1)]
 Step = Annotated[int, Field(ge=0)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
 MAX_BYTES = 16 * 2**20  # of one file: the largest, a confusion CSV, is ~100 KB
 
 
@@ -49,49 +51,45 @@ class EvalMetrics(TestMetrics):
     numerics: dict[str, str | int | list[str]]
 
 
-class VariantAccuracy(_Record):
-    """What predict reads of a row of metrics/summary.json, to pick the best variant."""
+def _summary_fields(keys):
+    """The pydantic fields of the summary columns ``keys`` (tables.SUMMARY, which gives their kinds)."""
+    return {c.key: (c.kind, None if c.optional else ...) for c in SUMMARY if c.kind is not None and c.key in keys}
 
+
+class _RankedRow(_Record):
     model_config = ConfigDict(extra="ignore")
-    variant: Name
-    reproduced_accuracy: Fraction
 
 
+VariantAccuracy = create_model(  # what predict reads of a row of metrics/summary.json, to pick the best variant
+    "VariantAccuracy", __base__=_RankedRow, **_summary_fields({"variant", "reproduced_accuracy"})
+)
 Ranking = Annotated[list[VariantAccuracy], Field(min_length=1)]
 
 
-class SummaryRow(VariantAccuracy):
+class _SummaryRecord(VariantAccuracy):
     """A row of metrics/summary.json (summarize): a variant's accuracies, and its seed statistics when measured.
 
-    Columns beyond these are shown as they are: plain values only, and none that tables.COLUMNS formats.
+    Columns beyond tables.SUMMARY are shown as they are: plain values only, and none that tables.COLUMNS formats.
     """
 
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, str | int | Finite | bool | None]
-    architecture: str
-    init: Name
-    bias_init: Name | None = None
-    dropout: Beta
-    lecture_accuracy: Fraction | None
-    difference_pp: Finite | None
-    seeds: Annotated[int, Field(ge=2)] | None = None
-    mean: Fraction | None = None
-    std: NonNegative | None = None
-    min: Fraction | None = None
-    max: Fraction | None = None
-    within_noise: bool | None = None
-    cost_distance: NonNegative | None = None
-    epochs_inside: Annotated[str, Field(pattern=r"^\d+/\d+$")] | None = None
 
     @model_validator(mode="after")
     def _all_seed_statistics_or_none(self):
-        statistics = [self.seeds, self.mean, self.std, self.min, self.max]
+        statistics = [getattr(self, key) for key in SEED_STATISTICS]
         if any(value is None for value in statistics) and any(value is not None for value in statistics):
             raise ValueError("seeds, mean, std, min and max go together: all of them or none")
         formatted = sorted(set(self.__pydantic_extra__) & set(COLUMNS))
         if formatted:
             raise ValueError(f"{formatted[0]}: not a column of the summary")
         return self
+
+
+SummaryRow = create_model(
+    "SummaryRow", __base__=_SummaryRecord,
+    **_summary_fields({c.key for c in SUMMARY} - set(VariantAccuracy.model_fields)),
+)
 
 
 def _distinct_variants(rows):

@@ -1,9 +1,17 @@
-"""The result tables (pandas), and how each column reads: one definition for the Markdown and the HTML output."""
+"""The result tables (pandas), and each column declared once: how it reads in the Markdown and the HTML output, and
+for the summary's, what outputs.py checks its values by."""
 
 import math
 import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import pandas as pd
+from pydantic import Field
+
+from mnist_dnn.config import Name
+from mnist_dnn.kinds import Beta, Finite, Fraction, NonNegative
 
 
 def percent(fraction):
@@ -25,35 +33,60 @@ def _other(value):
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-# column key → (header, format of a value); a None value shows as –. Keys not listed show as they are.
-COLUMNS = {
-    "variant": ("variant", str),
-    "architecture": ("architecture", str),
-    "init": ("init", str),
-    "bias_init": ("biases", str),
-    "dropout": ("dropout", dropout_text),
-    "lecture_accuracy": ("lecture", percent),
-    "reproduced_accuracy": ("reproduced", percent),
-    "difference_pp": ("difference (pp)", signed_pp),
-    "mean_std": ("mean ± std", str),
-    "min_max": ("min–max", str),
-    "within_noise": ("lecture within 2σ", lambda within: "yes" if within else "no"),
-    "cost_distance": ("cost vs lecture", lambda d: f"{d:.3f}"),
-    "epochs_inside": ("lecture's cost inside seeds", str),
-    "step": ("step", str),
-    "lecture_step_pp": ("lecture (pp)", signed_pp),
-    "mean_step_pp": ("reproduced, mean (pp)", signed_pp),
-    "noise_pp": ("seed noise, 2 SE (pp)", lambda pp: f"{pp:.2f}"),
-    "beyond_noise": ("beyond the noise", lambda beyond: "yes" if beyond else "no"),
-    "optimizer": ("optimizer", str),
-    "hyperparameters": ("hyperparameters", str),
-    "test_accuracy": ("test accuracy", percent),
-    "final_train_loss": ("final train loss", lambda loss: f"{loss:.4f}"),
-    "epochs_to_target": ("epochs to target", lambda epoch: str(int(epoch))),
-    "keep_prob": ("keep_prob", lambda p: f"{p:g}"),
-    "seeds": ("seeds", str),
-    "runs": ("each seed", str),
-}
+def _yes_no(flag):
+    return "yes" if flag else "no"
+
+
+@dataclass(frozen=True)
+class Column:
+    """How a column reads: its header, the format of a value, and what a missing value shows. A column of
+    metrics/summary.json also has the pydantic ``kind`` its values must be (``optional``: rows may lack it)."""
+
+    key: str
+    header: str
+    fmt: Callable[[Any], str] = str
+    kind: Any = None
+    optional: bool = False
+    missing: str = "–"
+
+
+SUMMARY = [  # the summary's columns, in their order; those without a kind are shown, never in metrics/summary.json
+    Column("variant", "variant", kind=Name),
+    Column("architecture", "architecture", kind=str),
+    Column("init", "init", kind=Name),
+    Column("bias_init", "biases", kind=Name | None, optional=True),  # older summaries lack it
+    Column("dropout", "dropout", dropout_text, Beta),
+    Column("lecture_accuracy", "lecture", percent, Fraction | None),
+    Column("reproduced_accuracy", "reproduced", percent, Fraction),
+    Column("difference_pp", "difference (pp)", signed_pp, Finite | None),
+    Column("seeds", "seeds", str, Annotated[int, Field(ge=2)] | None, optional=True),
+    Column("mean", "mean", _other, Fraction | None, optional=True),
+    Column("std", "std", _other, NonNegative | None, optional=True),
+    Column("min", "min", _other, Fraction | None, optional=True),
+    Column("max", "max", _other, Fraction | None, optional=True),
+    Column("mean_std", "mean ± std"),
+    Column("min_max", "min–max"),
+    Column("within_noise", "lecture within 2σ", _yes_no, bool | None, optional=True),
+    Column("cost_distance", "cost vs lecture", lambda d: f"{d:.3f}", NonNegative | None, optional=True),
+    Column("epochs_inside", "lecture's cost inside seeds", str, Annotated[str, Field(pattern=r"^\d+/\d+$")] | None,
+           optional=True),
+]
+COLUMNS = {column.key: column for column in [  # every table's columns by key; keys not listed show as they are
+    *SUMMARY,
+    Column("step", "step"),
+    Column("lecture_step_pp", "lecture (pp)", signed_pp),
+    Column("mean_step_pp", "reproduced, mean (pp)", signed_pp),
+    Column("noise_pp", "seed noise, 2 SE (pp)", lambda pp: f"{pp:.2f}"),
+    Column("beyond_noise", "beyond the noise", _yes_no),
+    Column("optimizer", "optimizer"),
+    Column("hyperparameters", "hyperparameters"),
+    Column("test_accuracy", "test accuracy", percent),
+    Column("final_train_loss", "final train loss", lambda loss: f"{loss:.4f}"),
+    Column("epochs_to_target", "epochs to target", lambda epoch: str(int(epoch)), missing="never"),
+    Column("keep_prob", "keep_prob", lambda p: f"{p:g}"),
+    Column("runs", "each seed"),
+]}
+_POSITION = {column.key: i for i, column in enumerate(SUMMARY)}
 SEED_STATISTICS = ["seeds", "mean", "std", "min", "max"]
 
 
@@ -65,18 +98,18 @@ def shown(table, headers=None):
     headers = headers or {}
     columns, numeric = {}, []
     for key in table.columns:
-        header, fmt = COLUMNS.get(key, (key.replace("_", " "), _other))
-        header = headers.get(key, header)
-        columns[header] = [_cell(fmt, key, value) for value in table[key]]
+        column = COLUMNS.get(key, Column(key, key.replace("_", " "), _other))
+        header = headers.get(key, column.header)
+        columns[header] = [_cell(column, value) for value in table[key]]
         if pd.api.types.is_numeric_dtype(table[key]) and not pd.api.types.is_bool_dtype(table[key]):
             numeric.append(header)
     return pd.DataFrame(columns), numeric
 
 
-def _cell(fmt, key, value):
+def _cell(column, value):
     if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return "never" if key == "epochs_to_target" else "–"
-    return fmt(value)
+        return column.missing
+    return column.fmt(value)
 
 
 def curve_distance(ours, lecture):
@@ -125,16 +158,17 @@ def summary_table(params, accuracies, costs=None):
             if len(costs[name]) > 1:
                 row["epochs_inside"] = epochs_inside(costs[name], lecture_cost)
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table[sorted(table.columns, key=_POSITION.__getitem__)]  # SUMMARY's order; a KeyError if it lacks one
 
 
 def summary_shown(table):
-    """The summary for display: the seed statistics, when there are some, as mean ± std and min–max."""
+    """The summary for display: the seed statistics, when there are some, as mean ± std and min–max, in SUMMARY's
+    order; columns it lacks stand where the seed statistics begin."""
     if "mean" not in table:
         return table
-    later = [column for column in ("within_noise", "cost_distance", "epochs_inside") if column in table]
-    shown = _with_seed_statistics_shown(table.drop(columns=SEED_STATISTICS + later), table)
-    return shown.join(table[later])
+    shown = _with_seed_statistics_shown(table.drop(columns=SEED_STATISTICS), table)
+    return shown[sorted(shown.columns, key=lambda key: _POSITION.get(key, _POSITION["seeds"]))]
 
 
 def _with_seed_statistics_shown(shown, table):
