@@ -1,7 +1,6 @@
 import inspect
 import io
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -73,7 +72,8 @@ def test_bad_value_is_one_line_user_error_naming_key(tmp_path, key, value):
     ("adam", "betas", {"a": 0.9, "b": 0.99}, "betas: Input should be a valid list (got {'a': 0.9, 'b': 0.99})"),
     ("adam", "betas", 0.9, "betas: Input should be a valid list (got 0.9)"),
     ("adam", "betas", [0.9], "betas: List should have at least 2 items after validation, not 1 (got [0.9])"),
-    ("adam", "betas", [0.9, 0.99, 0.999], "betas: List should have at most 2 items after validation, not 3 (got [0.9, 0.99, 0.999])"),
+    ("adam", "betas", [0.9, 0.99, 0.999],
+     "betas: List should have at most 2 items after validation, not 3 (got [0.9, 0.99, 0.999])"),
     ("adam", "betas", ["0.9", 0.99], "betas.0: Input should be a valid number (got '0.9')"),
     ("adam", "eps", float("inf"), "eps: Input should be a finite number (got inf)"),
     ("adam", "eps", float("nan"), "eps: Input should be a finite number (got nan)"),
@@ -99,7 +99,8 @@ def test_each_hyperparameter_is_checked_by_the_table(tmp_path, optimizer, key, v
 def test_the_class_still_checks_what_the_table_lets_through(tmp_path):
     raw = real_params()
     raw["optimizer"] = {"name": "adadelta", "lr": 0.01, "rho": 1.0, "eps": 0.0}  # both in range; torch agrees
-    assert load_params(write_params(tmp_path / "params.yaml", raw)).optimizer.hyperparameters == {"rho": 1.0, "eps": 0.0}
+    params = load_params(write_params(tmp_path / "params.yaml", raw))
+    assert params.optimizer.hyperparameters == {"rho": 1.0, "eps": 0.0}
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))

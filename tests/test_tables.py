@@ -129,7 +129,7 @@ def write_accuracy(path, accuracy):
 
 def test_read_accuracies_puts_train_seed_first_then_extra_seeds(tmp_path):
     params = PARAMS.model_copy(update={"extra_seeds": [5, 3]})
-    for i, name in enumerate(ACCURACY):
+    for name in ACCURACY:
         write_accuracy(tmp_path / f"eval/{name}.json", ACCURACY[name])
         for seed in (5, 3):
             write_accuracy(tmp_path / f"seeds/{name}-{seed}.json", ACCURACY[name] + seed / 1000)
@@ -168,7 +168,8 @@ def test_several_seeds_add_statistics_and_the_seed_noise_of_each_step():
     steps = markdown_rows(markdown.split("## Seed noise")[1])
     noise = 2 * (2 * 0.002**2 / 3) ** 0.5 * 100  # two standard errors of a difference of two 3-seed means
     assert steps["nn_xavier → dnn"]["seed noise, 2 SE (pp)"] == f"{noise:.2f}"
-    assert steps["nn_xavier → dnn"]["reproduced, mean (pp)"] == f"{100 * (ACCURACY['dnn'] - ACCURACY['nn_xavier']):+.2f}"
+    step = 100 * (ACCURACY["dnn"] - ACCURACY["nn_xavier"])
+    assert steps["nn_xavier → dnn"]["reproduced, mean (pp)"] == f"{step:+.2f}"
     assert steps["nn_xavier → dnn"]["beyond the noise"] == "yes"  # -1.13 pp against 0.33 pp
     assert steps["dnn → dnn_dropout"]["lecture (pp)"] == f"{100 * (LECTURE['dnn_dropout'] - LECTURE['dnn']):+.2f}"
 

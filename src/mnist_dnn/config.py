@@ -8,7 +8,14 @@ from typing import Annotated
 
 import torch
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator,
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
 )
 from ruamel.yaml import YAML, YAMLError
 
@@ -201,7 +208,7 @@ class Params(_Strict):
 
     def trained_with(self, name, seed=None):
         """The provenance record of variant ``name`` trained with ``seed`` (train.seed if None): the params its stage
-        reads, by the names dvc.yaml gives them (train, optimizer, variants.<name>, and keep_prob if it uses dropout)."""
+        reads, by the names dvc.yaml gives them: train, optimizer, variants.<name>, and keep_prob with dropout."""
         variant = self.variant(name)
         params = {
             "train": self.train.model_dump(mode="json", exclude_unset=True),
@@ -213,12 +220,11 @@ class Params(_Strict):
         return provenance.record(params, self.train.seed if seed is None else seed)
 
     def model_spec(self, name):
-        """The ModelSpec of variant ``name``: its hidden widths and init, and dropout p = 1 - keep_prob if it uses it."""
+        """The ModelSpec of variant ``name``: hidden widths, inits, and dropout p = 1 - keep_prob with dropout."""
         variant = self.variant(name)
         dropout_p = 1.0 - self.keep_prob if variant.dropout else 0.0
-        return ModelSpec(
-            variant=name, hidden=tuple(variant.hidden), init=variant.init, bias_init=variant.bias_init, dropout_p=dropout_p
-        )
+        return ModelSpec(variant=name, hidden=tuple(variant.hidden), init=variant.init, bias_init=variant.bias_init,
+                         dropout_p=dropout_p)
 
 
 def expanded_size(node, limit):

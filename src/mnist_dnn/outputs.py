@@ -11,11 +11,18 @@ from typing import Annotated
 
 import pandas as pd
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, model_validator,
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    model_validator,
 )
 
-from mnist_dnn.config import Name, Seed, describe
 from mnist_dnn import provenance
+from mnist_dnn.config import Name, Seed, describe
 from mnist_dnn.errors import UserError
 from mnist_dnn.kinds import Finite, Fraction, NonNegative, Positive
 from mnist_dnn.tables import COLUMNS, SEED_STATISTICS, SUMMARY
