@@ -7,14 +7,14 @@ import pandas as pd
 from mnist_dnn import files, outputs, tables
 from mnist_dnn.config import load_params
 from mnist_dnn.markdown import optimizer_markdown
-from mnist_dnn.stage import ArgumentParser, run_stage
+from mnist_dnn.runtime import ArgumentParser, run_stage
 
 
 def main(args):
     study = load_params().optimizer_study
     results, curves = {}, {}
     for name in study.optimizers:
-        stage = f"optimizers@{name}"
+        stage = f"optimizer_study@{name}"
         path = Path(args.results, f"{name}.json")
         results[name] = outputs.read_json(path, outputs.OptimizerResult, f"dvc repro {stage}")
         curves[name] = outputs.read_curve(Path(args.results, name), "val/accuracy", stage)
@@ -33,7 +33,7 @@ def main(args):
 
 if __name__ == "__main__":
     parser = ArgumentParser(description=__doc__)
-    parser.add_argument("--results", required=True, help="folder of the optimizers@<name> stages' outputs")
+    parser.add_argument("--results", required=True, help="folder of the optimizer_study@<name> stages' outputs")
     parser.add_argument("--markdown", required=True, help="Markdown table to write")
     parser.add_argument("--json", required=True, help="JSON table to write")
     parser.add_argument("--plot", required=True, help="validation accuracy per epoch and optimizer, CSV to write")

@@ -3,7 +3,7 @@
 import os
 
 from mnist_dnn import download
-from mnist_dnn.stage import ArgumentParser, run_stage
+from mnist_dnn.runtime import ArgumentParser, run_stage
 
 
 def main(args):

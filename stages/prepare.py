@@ -2,7 +2,7 @@
 
 from mnist_dnn import data, files
 from mnist_dnn.config import load_params
-from mnist_dnn.stage import ArgumentParser, run_stage
+from mnist_dnn.runtime import ArgumentParser, run_stage
 
 
 def main(args):

@@ -7,7 +7,7 @@ from mnist_dnn import autograd_graph, data, files, outputs
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
 from mnist_dnn.html_report import ReportInputs, build_report
-from mnist_dnn.stage import ArgumentParser, run_stage
+from mnist_dnn.runtime import ArgumentParser, run_stage
 
 
 def main(args):

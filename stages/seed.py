@@ -5,7 +5,7 @@ from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import evaluate
-from mnist_dnn.stage import ArgumentParser, run_stage
+from mnist_dnn.runtime import ArgumentParser, run_stage
 
 
 def main(args):

@@ -5,7 +5,7 @@ each model."""
 from mnist_dnn import files, outputs, tables
 from mnist_dnn.config import load_params
 from mnist_dnn.markdown import summary_markdown
-from mnist_dnn.stage import ArgumentParser, run_stage
+from mnist_dnn.runtime import ArgumentParser, run_stage
 
 
 def main(args):

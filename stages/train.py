@@ -3,7 +3,7 @@
 from mnist_dnn import data, files, numerics, training
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
-from mnist_dnn.stage import ArgumentParser, run_stage
+from mnist_dnn.runtime import ArgumentParser, run_stage
 
 
 def main(args):

@@ -213,7 +213,7 @@ BILLION_LAUGHS = "\n".join(
 def test_billion_laughs_is_refused_in_one_short_line_within_the_caps(tmp_path, run_capped):
     (tmp_path / "params.yaml").write_text(BILLION_LAUGHS)  # 10**10 strings once its aliases are expanded
     assert len(BILLION_LAUGHS) < 3000
-    code = "from mnist_dnn.config import load_params; from mnist_dnn.stage import run_stage; run_stage(load_params)"
+    code = "from mnist_dnn.config import load_params; from mnist_dnn.runtime import run_stage; run_stage(load_params)"
     result = run_capped(code)
     assert result.returncode == 2
     assert result.stderr == f"error: params.yaml: its aliases expand it to more than {MAX_YAML_NODES} YAML nodes\n"
@@ -321,7 +321,7 @@ def test_a_model_too_large_to_build_is_refused_at_validation(tmp_path, run_cappe
     raw = real_params()
     raw["variants"]["dnn"]["hidden"] = hidden
     write_params(tmp_path / "params.yaml", raw)
-    code = "from mnist_dnn.config import load_params; from mnist_dnn.stage import run_stage; run_stage(load_params)"
+    code = "from mnist_dnn.config import load_params; from mnist_dnn.runtime import run_stage; run_stage(load_params)"
     result = run_capped(code)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: params.yaml: {expected}") and result.stderr.count("\n") == 1
@@ -386,7 +386,7 @@ def test_a_params_file_that_is_a_fifo_or_a_device_is_refused_without_reading_it(
                          ids=["flow", "block"])
 def test_yaml_nested_too_deeply_is_one_line(tmp_path, run_capped, text):
     (tmp_path / "params.yaml").write_text(text)
-    code = "from mnist_dnn.config import load_params; from mnist_dnn.stage import run_stage; run_stage(load_params)"
+    code = "from mnist_dnn.config import load_params; from mnist_dnn.runtime import run_stage; run_stage(load_params)"
     result = run_capped(code)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: params.yaml: ") and result.stderr.count("\n") == 1

@@ -195,7 +195,7 @@ TRAIN_IMAGES = "train-images-idx3-ubyte"
 DOWNLOAD = """
 import sys
 from mnist_dnn.download import download_mnist
-from mnist_dnn.stage import run_stage
+from mnist_dnn.runtime import run_stage
 run_stage(download_mnist, "out", [sys.argv[1]])
 """
 

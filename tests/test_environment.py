@@ -77,7 +77,7 @@ def test_a_bad_numerics_mode_does_not_break_the_import():
     ("run_stage(lambda: (_ for _ in ()).throw(UserError('a → b')))", 2, "", "error: a \\u2192 b\n"),
 ])
 def test_an_ascii_terminal_gets_escapes_not_a_traceback(code, status, stdout, stderr):
-    imports = "from mnist_dnn.errors import UserError\nfrom mnist_dnn.stage import run_stage\n"
+    imports = "from mnist_dnn.errors import UserError\nfrom mnist_dnn.runtime import run_stage\n"
     result = run(imports + code, PYTHONIOENCODING="ascii")
     assert (result.returncode, result.stdout, result.stderr) == (status, stdout, stderr)
 

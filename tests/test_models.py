@@ -372,7 +372,7 @@ def test_a_95_mb_file_of_1_6_million_zero_size_tensors_is_refused_within_the_cap
     path = tmp_path / "many.safetensors"
     write_header_only(path, 1_600_000)
     assert path.stat().st_size > 90_000_000
-    code = ("import sys; from mnist_dnn.models import ModelSpec; from mnist_dnn.stage import run_stage; "
+    code = ("import sys; from mnist_dnn.models import ModelSpec; from mnist_dnn.runtime import run_stage; "
             "run_stage(ModelSpec.load, sys.argv[1])")
     result = run_capped(code, path)
     assert result.returncode == 2

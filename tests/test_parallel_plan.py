@@ -31,8 +31,8 @@ def test_targets_take_their_upstream_stages_only():
     tasks, last = plan(REPO, ["evaluate@softmax"])
     assert [name for name, _ in tasks] == ["download", "prepare", "train@softmax", "evaluate@softmax"]
     assert last == []
-    assert [name for name, _ in plan(REPO, ["optimizers@*"])[0]][2:] == [
-        name for name, _ in plan(REPO, [])[0] if name.startswith("optimizers@")]
+    assert [name for name, _ in plan(REPO, ["optimizer_study@*"])[0]][2:] == [
+        name for name, _ in plan(REPO, [])[0] if name.startswith("optimizer_study@")]
 
 
 def test_a_failed_stage_says_why_in_its_own_error_line_else_in_dvcs():

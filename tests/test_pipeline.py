@@ -32,7 +32,7 @@ def test_repro_runs_every_stage_and_writes_all_metrics(repo):
     root, output = repo
     expected = {"download", "prepare", "summarize", "report", "compare_optimizers"}
     expected |= {f"{s}@{v}" for s in ("train", "evaluate") for v in VARIANTS}
-    expected |= {f"optimizers@{name}" for name in OPTIMIZERS}
+    expected |= {f"optimizer_study@{name}" for name in OPTIMIZERS}
     assert ran_stages(output) == expected
     for variant in VARIANTS:
         metrics = json.loads((root / f"metrics/eval/{variant}.json").read_text())
@@ -145,7 +145,7 @@ def test_one_optimizers_hyperparameters_rerun_only_its_stage(repo):
     root, _ = repo
     commit(root, "before ftrl l1")
     output = run(["dvc", "exp", "run", "-S", "+optimizer_study.optimizers.ftrl.l1=0.0001"], root)
-    assert ran_stages(output) == {"optimizers@ftrl", "compare_optimizers", "report"}  # the report shows the study
+    assert ran_stages(output) == {"optimizer_study@ftrl", "compare_optimizers", "report"}  # the report shows the study
 
 
 def dvc_api_exp_show(root):

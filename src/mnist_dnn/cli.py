@@ -12,7 +12,7 @@ from mnist_dnn import data, outputs, paths, predict, provenance
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
 from mnist_dnn.models import NAME_PATTERN, ModelSpec, load_as
-from mnist_dnn.stage import run_stage
+from mnist_dnn.runtime import run_stage
 
 
 def project_root(start="."):

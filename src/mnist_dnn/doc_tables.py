@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from mnist_dnn.errors import UserError
-from mnist_dnn.stage import run_stage
+from mnist_dnn.runtime import run_stage
 
 MARKER = re.compile(r"<!-- copied from ([^\s,]+)(?:, table (\d+))?")
 

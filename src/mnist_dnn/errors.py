@@ -1,4 +1,4 @@
-"""User-facing errors: a problem with the user's input is a UserError, which ``stage.run_stage`` reports in one line
+"""User-facing errors: a problem with the user's input is a UserError, which ``runtime.run_stage`` reports in one line
 with exit status 2."""
 
 import os

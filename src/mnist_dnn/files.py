@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from mnist_dnn.stage import signals_held
+from mnist_dnn.runtime import signals_held
 
 
 @contextlib.contextmanager
@@ -16,7 +16,7 @@ def atomic_outputs(*paths):
     them, move them all into place.
 
     The temporary folders (``.<name>.*.tmp``, ignored by git and DVC) are removed on any exit but SIGKILL. SIGINT and
-    SIGTERM (see ``stage.run_stage``) stop the block only: they wait while a folder is made or moved, and removed.
+    SIGTERM (see ``runtime.run_stage``) stop the block only: they wait while a folder is made or moved, and removed.
     """
     paths = [Path(p) for p in paths]
     staging = []

@@ -129,7 +129,7 @@ class Sweep(_Record):
 
 
 class OptimizerResult(_Record):
-    """What optimizers@<name> writes."""
+    """What optimizer_study@<name> writes."""
 
     test_accuracy: Fraction
     train_loss: NonNegative
@@ -213,7 +213,7 @@ def read_optimizer_curves(path):
     return read_table(path, {"epoch": Count, "val_accuracy": Fraction, "optimizer": Name}, "compare_optimizers")
 
 
-def read_test_metrics_of(path, stage, schema=TestMetrics):
+def read_stage_metrics(path, stage, schema=TestMetrics):
     """The test metrics that DVC stage ``stage`` wrote to ``path``, as ``schema`` checks them."""
     return read_json(path, schema, f"dvc repro {stage}")
 
@@ -222,8 +222,8 @@ def read_accuracies(variants, extra_seeds, eval_dir, seeds_dir):
     """Per variant, its test accuracies: with train.seed first (in ``eval_dir``), then with each of ``extra_seeds``."""
     return {
         name: [
-            read_test_metrics_of(Path(eval_dir, f"{name}.json"), f"evaluate@{name}")["accuracy"],
-            *(read_test_metrics_of(Path(seeds_dir, f"{name}-{s}.json"), f"seed@{name}-{s}")["accuracy"]
+            read_stage_metrics(Path(eval_dir, f"{name}.json"), f"evaluate@{name}")["accuracy"],
+            *(read_stage_metrics(Path(seeds_dir, f"{name}-{s}.json"), f"seed@{name}-{s}")["accuracy"]
               for s in extra_seeds),
         ]
         for name in variants
@@ -238,7 +238,7 @@ def check_trained_with(params, eval_dir, seeds_dir=None):
         runs += [(name, s, Path(seeds_dir, f"{name}-{s}.json"), f"seed@{name}-{s}")
                  for name in params.variants for s in params.extra_seeds]
     for name, seed, path, stage in runs:
-        recorded = read_test_metrics_of(path, stage).get("trained_with")
+        recorded = read_stage_metrics(path, stage).get("trained_with")
         provenance.check(recorded, params.trained_with(name, seed), path, f"dvc repro --force {stage}")
 
 
@@ -248,7 +248,7 @@ def read_costs(variants, extra_seeds, train_logs, seeds_dir):
     return {
         name: [
             read_curve(Path(train_logs, name), "train/loss_after_step", f"train@{name}")["loss_after_step"].tolist(),
-            *(read_test_metrics_of(Path(seeds_dir, f"{name}-{s}.json"), f"seed@{name}-{s}",
+            *(read_stage_metrics(Path(seeds_dir, f"{name}-{s}.json"), f"seed@{name}-{s}",
                                    SeedMetrics)["loss_after_step"] for s in extra_seeds),
         ]
         for name in variants
@@ -257,13 +257,13 @@ def read_costs(variants, extra_seeds, train_logs, seeds_dir):
 
 def read_test_metrics(variants, eval_dir):
     """Each variant's test accuracy and loss with train.seed, as ``{"accuracy": {variant: …}, "loss": {…}}``."""
-    results = {name: read_test_metrics_of(Path(eval_dir, f"{name}.json"), f"evaluate@{name}") for name in variants}
+    results = {name: read_stage_metrics(Path(eval_dir, f"{name}.json"), f"evaluate@{name}") for name in variants}
     return {key: {name: results[name][key] for name in variants} for key in ("accuracy", "loss")}
 
 
 def read_numerics(variants, eval_dir):
     """Each variant's numerics, as its model file records them and its test metrics copy them."""
-    return {name: read_test_metrics_of(Path(eval_dir, f"{name}.json"), f"evaluate@{name}", EvalMetrics)["numerics"]
+    return {name: read_stage_metrics(Path(eval_dir, f"{name}.json"), f"evaluate@{name}", EvalMetrics)["numerics"]
             for name in variants}
 
 

@@ -26,7 +26,7 @@ from dvc.config import Config
 from dvc.repo import Repo
 
 from mnist_dnn.errors import UserError, one_line
-from mnist_dnn.stage import PR_SET_PDEATHSIG, Interrupted
+from mnist_dnn.runtime import PR_SET_PDEATHSIG, Interrupted
 
 COPIES = Path(".dvc/tmp/repro")  # the copies of a run on this machine, under the workspace (ignored by git and DVC)
 
@@ -215,7 +215,7 @@ def run_tasks(ray, tasks, workspace, root, run_id, jobs, via_remote, force):
 
 def signalled(ray_call, *args, **kwargs):
     """``ray_call(*args, **kwargs)``; a SIGINT or SIGTERM that stops it inside Ray's C++ code comes out as a
-    SystemError caused by the Interrupted of ``stage.run_stage``: raise that instead."""
+    SystemError caused by the Interrupted of ``runtime.run_stage``: raise that instead."""
     try:
         return ray_call(*args, **kwargs)
     except SystemError as err:

@@ -16,7 +16,7 @@ from mnist_dnn import charts, files, outputs, paths, tables
 from mnist_dnn.config import load_params, parse_params
 from mnist_dnn.errors import UserError
 from mnist_dnn.markdown import sweep_markdown
-from mnist_dnn.stage import run_stage
+from mnist_dnn.runtime import run_stage
 
 POLL_SECONDS = 10
 

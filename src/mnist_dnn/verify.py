@@ -20,7 +20,7 @@ from mnist_dnn import data, numerics, paths, training
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
 from mnist_dnn.errors import UserError
-from mnist_dnn.stage import run_stage
+from mnist_dnn.runtime import run_stage
 
 COMMITTED = "HEAD"
 CHECKED = ["dvc.lock", "metrics/"]  # what must be byte-identical with the same numerics

@@ -1,10 +1,10 @@
-"""DVC stage `optimizers@<name>`: train the optimizer study's variant with one optimizer; test it."""
+"""DVC stage `optimizer_study@<name>`: train the optimizer study's variant with one optimizer; test it."""
 
 from mnist_dnn import data, files, training
 from mnist_dnn.config import load_params
 from mnist_dnn.device import select_device
 from mnist_dnn.evaluation import evaluate
-from mnist_dnn.stage import ArgumentParser, run_stage
+from mnist_dnn.runtime import ArgumentParser, run_stage
 
 
 def main(args):
