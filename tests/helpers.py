@@ -94,9 +94,9 @@ def pipeline_env():
     return env
 
 
-def run(cmd, cwd):
-    """Run ``cmd`` in ``cwd``; fail the test with its output if it fails."""
-    result = subprocess.run(cmd, cwd=cwd, env=pipeline_env(), capture_output=True, text=True)
+def run(cmd, cwd, **env):
+    """Run ``cmd`` in ``cwd``, with ``env`` added to the environment; fail the test with its output if it fails."""
+    result = subprocess.run(cmd, cwd=cwd, env=pipeline_env() | env, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 

@@ -210,6 +210,8 @@ def test_a_sixth_variant_added_in_three_places_trains_and_joins_the_table_and_th
     last = dict(zip(header, rows[-1]))
     assert last["variant"] == SIXTH and last["lecture"] == "–"  # no lecture number
     assert f'id="confusion-{SIXTH}"' in (root / "metrics/report.html").read_text()
-    # The tests that read the variants from params.yaml and dvc.yaml take the sixth one in, and pass.
+    # The tests that read the variants from params.yaml and dvc.yaml take the sixth one in, and pass, on the copy's code
+    # in their subprocesses too.
     checks = ["tests/test_dvc_yaml.py", "tests/test_config.py", "tests/test_paths.py", "tests/test_tables.py"]
-    run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", *checks], root)
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", *checks]
+    run(pytest, root, PYTHONPATH=str(root / "src"))
