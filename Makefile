@@ -37,8 +37,8 @@ lint: install  ## ruff at the project's 120 columns (rules in pyproject.toml)
 	ruff check .
 
 # The markers that `check` leaves out are registered in pyproject.toml.
-check: install lint  ## the edit-test loop: every test but the pipeline, remotes and browser (under 2 minutes)
-	$(PYTEST) -m "not e2e and not remote and not browser"
+check: install lint  ## the edit-test loop: every test but the pipeline, remotes, browser and slow ones (under 2 minutes)
+	$(PYTEST) -m "not e2e and not remote and not browser and not slow"
 
 # After adding an import to a module a stage runs: tests/test_dvc_yaml.py fails until dvc.yaml lists it. Running it
 # twice changes nothing.

@@ -91,6 +91,7 @@ runpy.run_path("benchmarks/bench.py", run_name="__main__")
 """
 
 
+@pytest.mark.slow
 def test_the_engine_and_the_bench_run_without_dvc_dvclive_pandas_or_matplotlib(tiny_mnist):
     root, params = tiny_mnist
     argv = ["--params", str(params), "--raw", str(root / "raw"), "--prepared", str(root / "prepared")]

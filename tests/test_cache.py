@@ -3,35 +3,51 @@ at load, `mnist-dnn verify-cache` names it, and `mnist-dnn push-run-cache` stops
 file that a failed transfer leaves in the cache is skipped, and named; a file DVC would not have named so is not."""
 
 import resource
+import shutil
 import signal
 import subprocess
-import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from dvc_objects.fs.utils import tmp_fname
 from PIL import Image
 
 from helpers import commit, pipeline_env, run
+from mnist_dnn import cli
 from mnist_dnn.models import ModelSpec
 
 SPEC = ModelSpec(variant="softmax", hidden=(), init="normal")
 MODEL = "models/softmax.safetensors"
 
 
-def mnist_dnn(root, *args):
-    """``mnist-dnn *args`` in ``root``; its CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "mnist_dnn.cli", *args], cwd=root, env=pipeline_env(),
-                          capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture
-def repo(tmp_path):
-    """A git and DVC repo whose models/softmax.safetensors is DVC-tracked, with a local default remote (empty)."""
-    root = tmp_path / "repo"
+def mnist_dnn(capsys, monkeypatch):
+    """Run ``mnist-dnn *args`` in ``root``, in this process; its exit status, stdout and stderr."""
+
+    def run_cli(root, *args):
+        monkeypatch.chdir(root)
+        capsys.readouterr()
+        try:
+            cli.main(list(args))
+            status = 0
+        except SystemExit as exit:
+            status = exit.code
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=status, stdout=out, stderr=err)
+
+    return run_cli
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A git and DVC repo whose models/softmax.safetensors is DVC-tracked, with a default remote at ../remote (made
+    once per module; each test works in its own copy)."""
+    root = tmp_path_factory.mktemp("template") / "repo"
     (root / "models").mkdir(parents=True)
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
-    run(["dvc", "remote", "add", "-d", "storage", str(tmp_path / "remote")], root)
+    run(["dvc", "remote", "add", "-d", "storage", "../remote"], root)
     SPEC.save(SPEC.build(), root / MODEL)
     run(["dvc", "add", "-q", MODEL], root)
     commit(root, "a model")
@@ -39,6 +55,12 @@ def repo(tmp_path):
     digit.paste(255, (12, 6, 16, 22))  # a 1
     digit.save(root / "digit.png")
     return root
+
+
+@pytest.fixture
+def repo(template, tmp_path):
+    """A copy of the template repo; its remote, tmp_path/remote, is empty."""
+    return Path(shutil.copytree(template, tmp_path / "repo", symlinks=True))
 
 
 def cache_object(root):
@@ -57,13 +79,14 @@ def corrupt(path):
     path.chmod(0o444)
 
 
-def test_a_clean_cache_is_verified(repo):
+def test_a_clean_cache_is_verified(repo, mnist_dnn):
     result = mnist_dnn(repo, "verify-cache")
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "1 objects in the DVC cache match the md5 they are named by\n"
 
 
-def test_a_corrupt_object_restored_by_dvc_checkout_is_refused_verified_and_never_pushed(repo, tmp_path):
+def test_a_corrupt_object_restored_by_dvc_checkout_is_refused_verified_and_never_pushed(repo, tmp_path,
+                                                                                         mnist_dnn):
     obj = cache_object(repo)
     corrupt(obj)
     (repo / MODEL).unlink()
@@ -83,7 +106,7 @@ def test_a_corrupt_object_restored_by_dvc_checkout_is_refused_verified_and_never
     assert list((tmp_path / "remote").rglob("*")) == []  # nothing reached the remote
 
 
-def test_verify_cache_outside_a_dvc_repo_is_one_line(tmp_path):
+def test_verify_cache_outside_a_dvc_repo_is_one_line(tmp_path, mnist_dnn):
     result = mnist_dnn(tmp_path, "verify-cache")
     assert result.returncode == 2
     assert result.stderr.startswith("error: mnist-dnn verify-cache: ") and result.stderr.count("\n") == 1
@@ -106,8 +129,25 @@ def fail_transfer(root):
     return sorted((root / ".dvc/cache/files/md5").glob("*/.*.tmp"))
 
 
-def test_the_partial_file_of_a_failed_transfer_is_skipped_named_and_kept_from_the_remote(repo, tmp_path):
-    (partial,) = fail_transfer(repo)  # DVC leaves .dvc/cache/files/md5/xx/.<token>.tmp behind
+@pytest.fixture(scope="module")
+def failed_template(template, tmp_path_factory):
+    """The template repo after a failed transfer (fail_transfer), made once per module."""
+    root = Path(shutil.copytree(template, tmp_path_factory.mktemp("failed") / "repo", symlinks=True))
+    assert len(fail_transfer(root)) == 1
+    return root
+
+
+@pytest.fixture
+def failed_repo(failed_template, tmp_path):
+    """A copy of the repo after a failed transfer, and the one partial file DVC left in its cache."""
+    root = Path(shutil.copytree(failed_template, tmp_path / "repo", symlinks=True))
+    (partial,) = sorted((root / ".dvc/cache/files/md5").glob("*/.*.tmp"))
+    return root, partial
+
+
+def test_the_partial_file_of_a_failed_transfer_is_skipped_named_and_kept_from_the_remote(failed_repo, tmp_path,
+                                                                                         mnist_dnn):
+    repo, partial = failed_repo  # DVC leaves .dvc/cache/files/md5/xx/.<token>.tmp behind
     assert partial.stat().st_size == 2**20
     run(["dvc", "add", "-q", "data.bin"], repo)  # again, once there is room: the partial file stays
     assert partial.exists()
@@ -125,9 +165,9 @@ def test_the_partial_file_of_a_failed_transfer_is_skipped_named_and_kept_from_th
     assert sorted(path.relative_to(remote) for path in remote.rglob("*") if path.is_file()) == objects  # no partial
 
 
-def test_a_corrupt_object_is_reported_beside_partial_files(repo):
+def test_a_corrupt_object_is_reported_beside_partial_files(failed_repo, mnist_dnn):
+    repo, _ = failed_repo
     obj = cache_object(repo)
-    fail_transfer(repo)
     moved = obj.parent / tmp_fname(obj.name)  # the name dvc_objects.fs.utils.move gives an object on its way in
     moved.write_bytes(obj.read_bytes())
     corrupt(obj)
@@ -141,8 +181,8 @@ def test_a_corrupt_object_is_reported_beside_partial_files(repo):
                                   "ab/.IR4tMSlbKmqQCYX9cbnVv.tmp",  # a token one character short
                                   "ab/.IR4tMSlbKmqQCYX9cbnVvA.tmp.x",  # more after .tmp
                                   "zz/.IR4tMSlbKmqQCYX9cbnVvA.tmp"])  # not a folder of md5 prefixes
-def test_a_file_named_otherwise_than_dvc_names_its_partial_files_is_reported(repo, name):
-    (partial,) = fail_transfer(repo)
+def test_a_file_named_otherwise_than_dvc_names_its_partial_files_is_reported(failed_repo, mnist_dnn, name):
+    repo, partial = failed_repo
     planted = repo / ".dvc/cache/files/md5" / name
     planted.parent.mkdir(exist_ok=True)
     planted.write_bytes(partial.read_bytes())

@@ -218,6 +218,7 @@ def expect_refused(result, url, reason):
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_gzip_bomb_is_refused_within_memory(tmp_path, run_capped):
     bomb = gzip_bomb(2 * 2**30)
     assert len(bomb) < 3 * 2**20
@@ -232,6 +233,7 @@ def test_verify_decompresses_up_to_the_size_it_expects():
         verify(gzip.compress(IMAGES), sha(IMAGES), len(IMAGES) - 1)
 
 
+@pytest.mark.slow
 def test_endless_mirror_file_is_refused_at_the_compressed_size_cap(tmp_path, run_capped):
     folder = tmp_path / "mirror"
     folder.mkdir()
@@ -242,6 +244,7 @@ def test_endless_mirror_file_is_refused_at_the_compressed_size_cap(tmp_path, run
     expect_refused(result, f"{url}{TRAIN_IMAGES}.gz", f"more than {max_compressed_size(47_040_016)} bytes")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
 def test_mirror_entry_that_is_not_a_regular_file_is_refused_without_opening_it(tmp_path, run_capped, kind):
     folder = tmp_path / "mirror"
@@ -291,6 +294,7 @@ def hostile_server(monkeypatch):
     server.server_close()
 
 
+@pytest.mark.slow
 def test_endless_http_body_is_refused_at_the_compressed_size_cap(hostile_server, run_capped):
     url = f"{hostile_server}/endless/"
     result = run_capped(DOWNLOAD, url)

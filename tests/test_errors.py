@@ -168,13 +168,14 @@ def test_a_full_disk_is_one_line_and_exit_1_and_leaves_nothing(tmp_path, write, 
 PARENT = """
 import os, subprocess, sys, time
 stage, shell = sys.argv[1], sys.argv[2]
-command = [sys.executable, stage, "out.txt", "5"]
+command = [sys.executable, stage, "out.txt", "3"]
 stage = subprocess.Popen([shell, "-c", " ".join(command)] if shell else command)
 print(stage.pid, flush=True)
 time.sleep(600)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nohup", [[], ["nohup"]], ids=["", "under_nohup"])
 @pytest.mark.parametrize("shell", ["", "/bin/dash"], ids=["direct", "through_dash"])
 def test_a_stage_exits_when_the_process_that_started_it_dies(tmp_path, tmp_path_factory, shell, nohup):
@@ -190,12 +191,13 @@ def test_a_stage_exits_when_the_process_that_started_it_dies(tmp_path, tmp_path_
     started = int(read_line(parent.stdout))
     try:
         assert read_line(parent.stdout) == "ready\n"  # the stage shares its parent's stdout
+        writes_at = time.monotonic() + 3  # when the stage, had it lived on, would write out.txt
         pids = [started, *children(started)]
         stages = [pid for pid in pids if Path(f"/proc/{pid}/comm").read_text().startswith("python")]
         assert len(stages) == 1 and (stages[0] != started) == bool(shell)  # dash did not exec the stage
         parent.kill()
         parent.wait(timeout=TIME_CAP)
-        deadline = time.monotonic() + 3  # well before the stage would write out.txt
+        deadline = writes_at - 1  # well before the stage would write out.txt
         while is_running(stages[0]) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not is_running(stages[0])
@@ -203,7 +205,7 @@ def test_a_stage_exits_when_the_process_that_started_it_dies(tmp_path, tmp_path_
         for pid in [started, *children(started)]:
             if is_running(pid):
                 os.kill(pid, signal.SIGKILL)
-    time.sleep(5)  # past the moment the stage, had it lived on, would have written its output
+    time.sleep(max(0.0, writes_at + 0.5 - time.monotonic()))  # past the moment it would have written out.txt
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
@@ -238,6 +240,7 @@ print(stage.stdout.readline(), end="", flush=True)  # the stage's "ready": its w
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("detach", [["nohup"], ["setsid"], ["nohup", "/bin/dash", "-c", '"$0" "$@"']],
                          ids=["nohup", "setsid", "nohup_dash"])
 def test_a_stage_detached_from_its_shell_outlives_it(tmp_path, tmp_path_factory, detach):

@@ -35,16 +35,24 @@ def probe(**env):
     full.pop(numerics.MODE_ENV, None)
     full |= env
     out = subprocess.run([sys.executable, "-c", PROBE], env=full, capture_output=True, text=True, check=True)
+    assert out.stdout.count("\n") == 1, out.stdout  # the JSON line alone: reading MKL's branch prints nothing
     return json.loads(out.stdout)
 
 
-def test_importing_the_package_sets_the_portable_numerics_before_torch():
-    result = probe()
+@pytest.fixture(scope="module")
+def portable():
+    """The probe under the defaults: the portable numerics on every core."""
+    return probe()
+
+
+def test_importing_the_package_sets_the_portable_numerics_before_torch(portable):
+    result = portable
     assert result["fingerprint"]["mode"] == "portable"
     assert result["fingerprint"]["aten_cpu_capability"] == "AVX2"
     assert result["fingerprint"]["mkl_cbwr"] == "AVX2,STRICT"
 
 
+@pytest.mark.slow
 def test_native_mode_leaves_the_kernels_to_pytorch():
     result = probe(MNIST_DNN_NUMERICS="native")
     assert result["fingerprint"]["mode"] == "native"
@@ -52,8 +60,8 @@ def test_native_mode_leaves_the_kernels_to_pytorch():
     assert result["fingerprint"]["mkl_branch"] == "OFF"  # MKL's own word: no reproducibility branch in force
 
 
-def test_the_fingerprint_names_the_vendor_and_the_branch_mkl_runs():
-    fingerprint = probe()["fingerprint"]
+def test_the_fingerprint_names_the_vendor_and_the_branch_mkl_runs(portable):
+    fingerprint = portable["fingerprint"]
     vendor = fingerprint["cpu_vendor"]
     assert vendor in Path("/proc/cpuinfo").read_text()
     # MKL runs its AVX2 branch on Intel CPUs only; on any other vendor it replaces it by AUTO (its documentation)
@@ -63,18 +71,15 @@ def test_the_fingerprint_names_the_vendor_and_the_branch_mkl_runs():
         assert fingerprint["mkl_branch"] == "AUTO,STRICT"
 
 
-def test_reading_the_mkl_branch_prints_nothing():
-    code = "import mnist_dnn, torch; from mnist_dnn import numerics; print(repr(numerics.mkl_branch()))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().endswith(",STRICT'"), out.stdout  # the value alone, none of MKL's verbose lines
-
-
+@pytest.mark.slow
 def test_a_variable_the_user_set_wins():
     assert probe(ATEN_CPU_CAPABILITY="default")["fingerprint"]["aten_cpu_capability"] == "DEFAULT"
 
 
-def test_portable_numerics_give_the_same_bits_under_any_thread_count():
-    hashes = {n: probe(OMP_NUM_THREADS=str(n))["sha256"] for n in (1, 2, 4)}
+@pytest.mark.slow
+def test_portable_numerics_give_the_same_bits_under_any_thread_count(portable):
+    hashes = {str(n): probe(OMP_NUM_THREADS=str(n))["sha256"] for n in (1, 4)}
+    hashes[f"{portable['fingerprint']['threads']} (every core)"] = portable["sha256"]
     assert len(set(hashes.values())) == 1, hashes
 
 
@@ -90,8 +95,8 @@ def test_only_what_decides_the_bits_is_recorded(fingerprint, kept):
     assert set(numerics.deciding(fingerprint)) - {"aten_cpu_capability"} == kept
 
 
-def test_a_description_says_where_the_bits_hold():
-    fingerprint = probe()["fingerprint"]
+def test_a_description_says_where_the_bits_hold(portable):
+    fingerprint = portable["fingerprint"]
     vendor = fingerprint["cpu_vendor"]
     assert numerics.describe(numerics.deciding(fingerprint)).endswith(
         f"{vendor}: the same bits on any {vendor} CPU with AVX2, any thread count")

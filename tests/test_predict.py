@@ -446,6 +446,7 @@ def test_an_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path, monk
     assert str(error.value) == f"{path}: 5000×4000 pixels, over the {predict.MAX_PIXELS}-pixel limit for an image"
 
 
+@pytest.mark.slow
 def test_the_largest_image_accepted_is_predicted_within_the_memory_cap(tmp_path, model_file, run_capped):
     side = math.isqrt(predict.MAX_PIXELS)
     image = Image.new("RGBA", (side, side), (0, 0, 0, 0))
