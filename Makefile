@@ -45,8 +45,9 @@ check: install lint  ## the edit-test loop: every test but the pipeline, remotes
 deps: install  ## rewrite each dvc.yaml stage's code deps from the modules it imports
 	python -m mnist_dnn.stage_deps
 
+# The slowest 30 tests close the report, so that a CI log shows where its minutes went.
 test: install lint browser  ## the full test suite, as CI runs it
-	$(PYTEST)
+	$(PYTEST) --durations=30
 
 # After a run: copy the result tables (metrics/*.md) into README.md and docs/ again (tests/test_docs.py checks them).
 docs: install  ## copy the result tables into README.md and docs/ again
