@@ -12,6 +12,7 @@ import mnist_dnn  # noqa: E402, F401, I001  it sets the portable CPU numerics be
 
 import importlib.util
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import urllib.request
 from contextlib import ExitStack, contextmanager
 
 import pytest
+from filelock import FileLock
 
 from helpers import MEMORY_CAP, TIME_CAP, commit, copy_project, edit_yaml, run
 
@@ -44,19 +46,27 @@ def run_capped(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def trained_project(tmp_path_factory):
+def trained_project(tmp_path_factory, worker_id):
     """This project with 1 training epoch, committed in a fresh git repo, after `dvc repro` on real MNIST: its folder
-    and the repro's output. Trained once per test run (the modules that use it are one xdist_group); a test module
-    copies the folder and works in its copy.
+    and the repro's output. Trained once per test run: the first pytest-xdist worker to ask trains it while the others
+    wait on a file lock (pytest-xdist's recipe). Each test module copies the folder and works in its copy.
 
     MNIST comes from $MNIST_MIRROR when it is set (CI sets it to ../shared/mnist), else from the public mirrors.
     """
-    root = tmp_path_factory.mktemp("trained") / "mnist-dnn"
-    copy_project(root)
-    edit_yaml(root / "params.yaml", {"train.epochs": 1})
-    run(["git", "init", "-q"], root)
-    commit(root, "1 epoch")
-    return root, run(["dvc", "repro"], root)
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent  # the run's folder, above each worker's own
+    root, output = shared / "trained" / "mnist-dnn", shared / "trained" / "repro.out"
+    with FileLock(shared / "trained.lock"):
+        if not output.is_file():
+            shutil.rmtree(root.parent, ignore_errors=True)  # what a worker that failed here left
+            root.mkdir(parents=True)
+            copy_project(root)
+            edit_yaml(root / "params.yaml", {"train.epochs": 1})
+            run(["git", "init", "-q"], root)
+            commit(root, "1 epoch")
+            output.write_text(run(["dvc", "repro"], root))
+    return root, output.read_text()
 
 
 # ---- servers for tests/test_sharing.py --------------------------------------------------------------------

@@ -15,7 +15,7 @@ from ruamel.yaml import YAML
 
 from helpers import edit_yaml, pipeline_env, run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("trained_project")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 LINE = re.compile(r"^\[\d+/\d+\] (\S+): (ran|cached) on node ([0-9a-f]{12}) in [\d.]+ s; running: .*$", re.M)
 TWO = ["evaluate@softmax", "evaluate@nn_normal"]  # download, prepare, two trainings and their tests
 

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import DROPOUT_VARIANT, PARAMS, VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("trained_project")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 OPTIMIZERS = list(PARAMS.optimizer_study.optimizers)  # the optimizer study's, in its order
 
 

@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 
 from helpers import VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("trained_project")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 BUCKET = "mnist-dnn"
 
 def clone(source, machine):
