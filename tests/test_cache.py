@@ -57,10 +57,15 @@ def template(tmp_path_factory):
     return root
 
 
+def copy_repo(template, folder):
+    """A copy of ``template`` in ``folder``/repo; its remote is ``folder``/remote."""
+    return Path(shutil.copytree(template, folder / "repo", symlinks=True))
+
+
 @pytest.fixture
 def repo(template, tmp_path):
     """A copy of the template repo; its remote, tmp_path/remote, is empty."""
-    return Path(shutil.copytree(template, tmp_path / "repo", symlinks=True))
+    return copy_repo(template, tmp_path)
 
 
 def cache_object(root):
@@ -126,13 +131,18 @@ def fail_transfer(root):
     added = subprocess.run(["dvc", "add", "data.bin"], cwd=root, env=pipeline_env(), preexec_fn=cap_file_size,
                            capture_output=True, text=True, timeout=120)
     assert "File too large" in added.stderr, added.stderr
+    return partial_files(root)
+
+
+def partial_files(root):
+    """The partial files in ``root``'s DVC cache: .dvc/cache/files/md5/xx/.<token>.tmp."""
     return sorted((root / ".dvc/cache/files/md5").glob("*/.*.tmp"))
 
 
 @pytest.fixture(scope="module")
 def failed_template(template, tmp_path_factory):
     """The template repo after a failed transfer (fail_transfer), made once per module."""
-    root = Path(shutil.copytree(template, tmp_path_factory.mktemp("failed") / "repo", symlinks=True))
+    root = copy_repo(template, tmp_path_factory.mktemp("failed"))
     assert len(fail_transfer(root)) == 1
     return root
 
@@ -140,8 +150,8 @@ def failed_template(template, tmp_path_factory):
 @pytest.fixture
 def failed_repo(failed_template, tmp_path):
     """A copy of the repo after a failed transfer, and the one partial file DVC left in its cache."""
-    root = Path(shutil.copytree(failed_template, tmp_path / "repo", symlinks=True))
-    (partial,) = sorted((root / ".dvc/cache/files/md5").glob("*/.*.tmp"))
+    root = copy_repo(failed_template, tmp_path)
+    (partial,) = partial_files(root)
     return root, partial
 
 

@@ -165,10 +165,11 @@ def test_a_full_disk_is_one_line_and_exit_1_and_leaves_nothing(tmp_path, write, 
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
+WRITES_AFTER = 3  # seconds after it is ready, the stage of the parent-death test writes out.txt
 PARENT = """
 import os, subprocess, sys, time
-stage, shell = sys.argv[1], sys.argv[2]
-command = [sys.executable, stage, "out.txt", "3"]
+stage, shell, seconds = sys.argv[1:4]
+command = [sys.executable, stage, "out.txt", seconds]
 stage = subprocess.Popen([shell, "-c", " ".join(command)] if shell else command)
 print(stage.pid, flush=True)
 time.sleep(600)
@@ -186,12 +187,13 @@ def test_a_stage_exits_when_the_process_that_started_it_dies(tmp_path, tmp_path_
     """
     stage_script = tmp_path_factory.mktemp("stage") / "stage.py"
     stage_script.write_text(STAGE)
-    parent = subprocess.Popen([*nohup, sys.executable, "-c", PARENT, str(stage_script), shell], cwd=tmp_path,
-                              text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL if nohup else None)
+    parent = subprocess.Popen([*nohup, sys.executable, "-c", PARENT, str(stage_script), shell, str(WRITES_AFTER)],
+                              cwd=tmp_path, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL if nohup else None)
     started = int(read_line(parent.stdout))
     try:
         assert read_line(parent.stdout) == "ready\n"  # the stage shares its parent's stdout
-        writes_at = time.monotonic() + 3  # when the stage, had it lived on, would write out.txt
+        writes_at = time.monotonic() + WRITES_AFTER  # when the stage, had it lived on, would write out.txt
         pids = [started, *children(started)]
         stages = [pid for pid in pids if Path(f"/proc/{pid}/comm").read_text().startswith("python")]
         assert len(stages) == 1 and (stages[0] != started) == bool(shell)  # dash did not exec the stage

@@ -46,10 +46,9 @@ def portable():
 
 
 def test_importing_the_package_sets_the_portable_numerics_before_torch(portable):
-    result = portable
-    assert result["fingerprint"]["mode"] == "portable"
-    assert result["fingerprint"]["aten_cpu_capability"] == "AVX2"
-    assert result["fingerprint"]["mkl_cbwr"] == "AVX2,STRICT"
+    assert portable["fingerprint"]["mode"] == "portable"
+    assert portable["fingerprint"]["aten_cpu_capability"] == "AVX2"
+    assert portable["fingerprint"]["mkl_cbwr"] == "AVX2,STRICT"
 
 
 @pytest.mark.slow
