@@ -155,10 +155,14 @@ def test_a_failing_stage_stops_the_run_in_one_line_and_a_rerun_resumes(trained_p
     assert lock_entries(root, stages) == lock_entries(trained_project[0], stages)
 
 
-def test_ctrl_c_stops_every_task_and_leaves_the_workspace_as_it_was(trained_project, tmp_path):
+@pytest.mark.parametrize("ray_at", ["embedded", "cluster"])
+def test_ctrl_c_stops_every_task_and_leaves_the_workspace_as_it_was(trained_project, tmp_path, request, ray_at):
+    """Embedded, Ctrl-C reaches the tasks too; on the cluster only `mnist-dnn repro` gets it, and Ray stops the
+    tasks of its job when it leaves."""
+    address = ["--address", request.getfixturevalue("cluster")[0].address] if ray_at == "cluster" else []
     root = fresh(trained_project, tmp_path)
     before = {str(p.relative_to(root)) for p in root.rglob("*") if ".git" not in p.parts}
-    process = subprocess.Popen(["mnist-dnn", "repro", "--jobs", "2", *TWO], cwd=root, env=pipeline_env(),
+    process = subprocess.Popen(["mnist-dnn", "repro", "--jobs", "2", *address, *TWO], cwd=root, env=pipeline_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 600

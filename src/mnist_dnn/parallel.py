@@ -176,7 +176,7 @@ def repro(targets=(), jobs=1, address=None, force=False, dry=False, via_remote=F
     try:
         run_tasks(ray, tasks, (snapshot(root), remote_config(root)), root, run_id, jobs, via_remote, force)
     finally:
-        ray.shutdown()
+        shutdown(ray)
         shutil.rmtree(root / COPIES / run_id, ignore_errors=True)
     if via_remote:
         subprocess.run([sys.executable, "-m", "mnist_dnn.cli", "pull-run-cache"], cwd=root, check=True)
@@ -185,32 +185,43 @@ def repro(targets=(), jobs=1, address=None, force=False, dry=False, via_remote=F
 
 def run_tasks(ray, tasks, workspace, root, run_id, jobs, via_remote, force):
     """Submit each task once its upstream ones are done, at most ``jobs`` in flight; print a line as each ends; on
-    the first failure cancel the rest and raise a UserError with that stage's line."""
+    the first failure raise a UserError with that stage's line (the caller's ``shutdown`` stops the rest)."""
     task = ray.remote(num_cpus=1, scheduling_strategy="SPREAD", max_retries=3)(stage_task)
     files, remotes = ray.put(workspace[0]), workspace[1]
     waiting, done, flight = dict(tasks), set(), {}
+    while waiting or flight:
+        for name in [n for n, upstream in waiting.items() if upstream <= done][: jobs - len(flight)]:
+            del waiting[name]
+            flight[task.remote(name, files, remotes, str(root), socket.gethostname(), run_id, jobs,
+                               via_remote, force)] = name
+        [ref], _ = signalled(ray.wait, list(flight), num_returns=1)
+        name = flight.pop(ref)
+        try:
+            result = signalled(ray.get, ref)
+        except ray.exceptions.RayError as err:  # a node lost more often than the retries allow
+            lost = f"{name}: lost ({one_line(err)[:200]}); the finished stages are cached: run again"
+            raise UserError(lost) from None
+        if result["error"]:
+            raise UserError(f"{name}: {result['error']}")
+        done.add(name)
+        what = "ran" if result["ran"] else "cached"
+        print(f"[{len(done)}/{len(tasks)}] {name}: {what} on node {result['node'][:12]} in "
+              f"{result['seconds']:.1f} s; running: {', '.join(flight.values()) or '-'}", flush=True)
+
+
+def shutdown(ray):
+    """End the Ray job, and so its tasks still running, on every node (not ray.cancel: that crashes Ray's core worker
+    when a task finishes as it is cancelled, as at Ctrl-C). The error lines Ray's core prints meanwhile, one per task
+    it gives up, go to Ray's session logs only, not to stderr."""
+    sys.stderr.flush()
+    stderr, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
-        while waiting or flight:
-            for name in [n for n, upstream in waiting.items() if upstream <= done][: jobs - len(flight)]:
-                del waiting[name]
-                flight[task.remote(name, files, remotes, str(root), socket.gethostname(), run_id, jobs,
-                                   via_remote, force)] = name
-            [ref], _ = signalled(ray.wait, list(flight), num_returns=1)
-            name = flight.pop(ref)
-            try:
-                result = signalled(ray.get, ref)
-            except ray.exceptions.RayError as err:  # a node lost more often than the retries allow
-                lost = f"{name}: lost ({one_line(err)[:200]}); the finished stages are cached: run again"
-                raise UserError(lost) from None
-            if result["error"]:
-                raise UserError(f"{name}: {result['error']}")
-            done.add(name)
-            what = "ran" if result["ran"] else "cached"
-            print(f"[{len(done)}/{len(tasks)}] {name}: {what} on node {result['node'][:12]} in "
-                  f"{result['seconds']:.1f} s; running: {', '.join(flight.values()) or '-'}", flush=True)
+        os.dup2(devnull, 2)
+        ray.shutdown()
     finally:
-        for ref in flight:
-            ray.cancel(ref, force=True)
+        os.dup2(stderr, 2)
+        os.close(stderr)
+        os.close(devnull)
 
 
 def signalled(ray_call, *args, **kwargs):
