@@ -1,6 +1,7 @@
 """`mnist-dnn repro --jobs N` on Ray, against the serial `dvc repro` of the trained project (1 epoch): the same
 dvc.lock and metrics/, embedded and on a two-node cluster on 127.0.0.1 (shared cache, or meeting at the remote); a
-failing stage, a worker node killed mid-stage, Ctrl-C; a second run that trains nothing.
+failing stage, a worker node killed mid-stage, Ctrl-C, a dvc.lock made on another CPU; a second run that trains
+nothing.
 """
 
 import os
@@ -117,6 +118,22 @@ def test_a_two_node_cluster_runs_stages_on_both_nodes_with_the_same_bytes(traine
     assert {node for _, _, node in lines} == {worker.node_id[:12] for worker in workers}
     assert_same_results(root, trained_project[0], upstream_of_two() if targets else None)
     assert "warning" not in result.stderr
+
+
+def test_a_lock_made_on_another_cpu_is_replaced_and_nothing_trains_twice(trained_project, tmp_path):
+    """A clone whose dvc.lock names models no cache here has (as one committed from another CPU vendor does)."""
+    root = fresh(trained_project, tmp_path)
+    lock = (root / "dvc.lock").read_text()
+    for entry in lock_entries(root, {"train@softmax", "train@nn_normal"}).values():
+        [model] = [out["md5"] for out in entry["outs"] if out["path"].startswith("models/")]
+        lock = lock.replace(model, f"{int(model, 16) ^ 1:032x}")  # in the train entry and the evaluate one
+    (root / "dvc.lock").write_text(lock)
+    run(["git", "commit", "-qam", "a lock made elsewhere"], root)
+    result = repro(root, "--jobs", "2", *TWO)
+    assert result.returncode == 0, result.stderr
+    assert {stage: what for stage, what, _ in stage_lines(result.stdout)} == dict.fromkeys(upstream_of_two(), "ran")
+    assert "ran nothing" in result.stdout and "warning" not in result.stderr, result.stdout + result.stderr
+    assert_same_results(root, trained_project[0], upstream_of_two())
 
 
 def test_a_worker_node_lost_mid_stage_is_retried_on_the_other(trained_project, tmp_path, cluster):

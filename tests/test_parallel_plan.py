@@ -1,4 +1,5 @@
-"""What `mnist-dnn repro` schedules, read from this project's dvc.yaml, and how it reports a failed stage; no Ray."""
+"""What `mnist-dnn repro` schedules, read from this project's dvc.yaml, how it reports a failed stage, and how it
+hands dvc.lock entries on; no Ray."""
 
 import io
 import tarfile
@@ -6,7 +7,7 @@ import tarfile
 from dvc.repo import Repo
 
 from helpers import REPO
-from mnist_dnn.parallel import error_line, plan, snapshot
+from mnist_dnn.parallel import error_line, lock_entries, plan, snapshot, update_lock
 
 
 def test_every_stage_waits_for_the_stages_it_reads_from_and_comes_after_them():
@@ -49,3 +50,42 @@ def test_the_snapshot_is_the_files_git_sees_uncommitted_ones_included():
         names = set(tar.getnames())
     assert {"dvc.yaml", "params.yaml", "dvc.lock", "src/mnist_dnn/parallel.py", ".dvc/config"} <= names
     assert not any(name.startswith((".git/", ".venv/", "data/", "models/", ".dvc/cache")) for name in names)
+
+
+LOCK = """schema: '2.0'
+stages:
+  prepare:
+    cmd: python stages/prepare.py
+    outs:
+    - path: data/prepared
+      md5: aaa.dir
+  train@softmax:
+    cmd: python stages/train.py softmax
+    outs:
+    - path: models/softmax.safetensors
+      md5: made-elsewhere
+  evaluate@softmax:
+    cmd: python stages/evaluate.py softmax
+"""
+
+
+def test_a_lock_takes_the_copies_entries_in_place_of_other_ones_and_no_stage_it_lacks(tmp_path):
+    path = tmp_path / "dvc.lock"
+    path.write_text(LOCK)
+    ours = {"cmd": "python stages/train.py softmax", "outs": [{"path": "models/softmax.safetensors", "md5": "here"}]}
+    before = lock_entries(path)
+    update_lock(path, {"prepare": before["prepare"], "train@softmax": ours, "train@dnn": ours})
+    entries = lock_entries(path)
+    assert list(entries) == ["prepare", "train@softmax", "evaluate@softmax"]  # dvc.lock's order, no new stage
+    assert entries == {**before, "train@softmax": ours}
+    assert path.read_text().startswith("schema: '2.0'\nstages:\n  prepare:\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["dvc.lock"]
+
+
+def test_a_lock_with_the_same_entries_or_none_is_not_written(tmp_path):
+    path = tmp_path / "dvc.lock"
+    path.write_text(LOCK)
+    update_lock(path, lock_entries(path))
+    assert path.read_text() == LOCK
+    update_lock(tmp_path / "none.lock", {"prepare": {}})
+    assert not (tmp_path / "none.lock").exists()

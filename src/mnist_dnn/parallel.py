@@ -24,8 +24,10 @@ from pathlib import Path
 import networkx as nx
 from dvc.config import Config
 from dvc.repo import Repo
+from ruamel.yaml import YAML
 
 from mnist_dnn.errors import UserError, one_line
+from mnist_dnn.files import atomic_outputs
 from mnist_dnn.runtime import PR_SET_PDEATHSIG, Interrupted
 
 COPIES = Path(".dvc/tmp/repro")  # the copies of a run on this machine, under the workspace (ignored by git and DVC)
@@ -93,8 +95,9 @@ def _die_with_parent():
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def stage_task(name, files, remotes, root, host, run_id, jobs, via_remote, force):
-    """Run stage ``name`` with `dvc repro` in a new copy of the workspace (the tar bytes ``files``); its result.
+def stage_task(name, files, entries, remotes, root, host, run_id, jobs, via_remote, force):
+    """Run stage ``name`` with `dvc repro` in a new copy of the workspace (the tar bytes ``files``, its dvc.lock given
+    the ``entries`` of the stages done so far); its result, with the copy's dvc.lock entry for the stage.
 
     On the workspace's machine the copy lives under it and shares its DVC cache. Elsewhere, or ``via_remote``, the
     copy has its own cache and meets the others at the DVC remote: `mnist-dnn pull-run-cache` first, `push-run-cache`
@@ -111,6 +114,7 @@ def stage_task(name, files, remotes, root, host, run_id, jobs, via_remote, force
     try:
         with tarfile.open(fileobj=io.BytesIO(files)) as tar:
             tar.extractall(copy, filter="data")
+        update_lock(Path(copy, "dvc.lock"), entries)
         configure_copy(copy, Path(root, ".dvc/cache") if local else None, remotes)
         threads = max(1, len(os.sched_getaffinity(0)) // jobs)
         env = dict(os.environ, PYTHONPATH="src", OMP_NUM_THREADS=str(threads), DVC_NO_ANALYTICS="1",
@@ -121,12 +125,31 @@ def stage_task(name, files, remotes, root, host, run_id, jobs, via_remote, force
         if not local:
             run_in(copy, [*mnist_dnn, "push-run-cache"], env)
         ran = f"Running stage '{name}'" in output
-        return {"stage": name, "node": node, "seconds": time.monotonic() - start, "ran": ran, "error": None}
+        return {"stage": name, "node": node, "seconds": time.monotonic() - start, "ran": ran, "error": None,
+                "lock": lock_entries(Path(copy, "dvc.lock"))[name]}
     except subprocess.CalledProcessError as failed:
         return {"stage": name, "node": node, "seconds": time.monotonic() - start, "ran": True,
-                "error": error_line(failed.output, failed.returncode)}
+                "error": error_line(failed.output, failed.returncode), "lock": None}
     finally:
         shutil.rmtree(copy, ignore_errors=True)
+
+
+def lock_entries(path):
+    """The stage entries of the dvc.lock at ``path``; none if there is no such file."""
+    return YAML(typ="safe").load(path)["stages"] if path.exists() else {}
+
+
+def update_lock(path, entries):
+    """Put the stage ``entries`` (from the copies' dvc.lock) in the dvc.lock at ``path`` wherever it has another
+    entry for that stage, in place. An entry made elsewhere (a lock committed from another CPU) names outputs no cache
+    here has: `dvc repro` would run the stage again rather than restore the copy's run from the run-cache."""
+    yaml = YAML()
+    lock = yaml.load(path) if path.exists() else None
+    changed = {name: entry for name, entry in entries.items() if lock and lock["stages"].get(name, entry) != entry}
+    if changed:
+        lock["stages"].update(changed)
+        with atomic_outputs(path) as (new,):
+            yaml.dump(lock, new)
 
 
 def error_line(output, status):
@@ -172,27 +195,29 @@ def repro(targets=(), jobs=1, address=None, force=False, dry=False, via_remote=F
         print(f"then `dvc repro` here: {', '.join(last) or 'nothing to run'}, the rest restored from the run-cache")
         return
     ray = start_ray(address, jobs)
-    run_id = secrets.token_hex(4)
+    run_id, entries = secrets.token_hex(4), {}
     try:
-        run_tasks(ray, tasks, (snapshot(root), remote_config(root)), root, run_id, jobs, via_remote, force)
+        run_tasks(ray, tasks, (snapshot(root), remote_config(root)), root, run_id, jobs, via_remote, force, entries)
     finally:
         shutdown(ray)
         shutil.rmtree(root / COPIES / run_id, ignore_errors=True)
+        update_lock(root / "dvc.lock", entries)  # the stages done, as `dvc repro` keeps them after a failure
     if via_remote:
         subprocess.run([sys.executable, "-m", "mnist_dnn.cli", "pull-run-cache"], cwd=root, check=True)
     finish(root, list(targets), last)
 
 
-def run_tasks(ray, tasks, workspace, root, run_id, jobs, via_remote, force):
-    """Submit each task once its upstream ones are done, at most ``jobs`` in flight; print a line as each ends; on
-    the first failure raise a UserError with that stage's line (the caller's ``shutdown`` stops the rest)."""
+def run_tasks(ray, tasks, workspace, root, run_id, jobs, via_remote, force, entries):
+    """Submit each task once its upstream ones are done, at most ``jobs`` in flight; print a line as each ends and
+    add its dvc.lock entry to ``entries``; on the first failure raise a UserError with that stage's line (the caller's
+    ``shutdown`` stops the rest)."""
     task = ray.remote(num_cpus=1, scheduling_strategy="SPREAD", max_retries=3)(stage_task)
     files, remotes = ray.put(workspace[0]), workspace[1]
     waiting, done, flight = dict(tasks), set(), {}
     while waiting or flight:
         for name in [n for n, upstream in waiting.items() if upstream <= done][: jobs - len(flight)]:
             del waiting[name]
-            flight[task.remote(name, files, remotes, str(root), socket.gethostname(), run_id, jobs,
+            flight[task.remote(name, files, dict(entries), remotes, str(root), socket.gethostname(), run_id, jobs,
                                via_remote, force)] = name
         [ref], _ = signalled(ray.wait, list(flight), num_returns=1)
         name = flight.pop(ref)
@@ -204,6 +229,7 @@ def run_tasks(ray, tasks, workspace, root, run_id, jobs, via_remote, force):
         if result["error"]:
             raise UserError(f"{name}: {result['error']}")
         done.add(name)
+        entries[name] = result["lock"]
         what = "ran" if result["ran"] else "cached"
         print(f"[{len(done)}/{len(tasks)}] {name}: {what} on node {result['node'][:12]} in "
               f"{result['seconds']:.1f} s; running: {', '.join(flight.values()) or '-'}", flush=True)
