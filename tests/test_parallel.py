@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
 from helpers import edit_yaml, pipeline_env, run
+from mnist_dnn import parallel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 LINE = re.compile(r"^\[\d+/\d+\] (\S+): (ran|cached) on node ([0-9a-f]{12}) in [\d.]+ s; running: .*$", re.M)
@@ -39,8 +39,7 @@ def stage_lines(output):
 
 
 def lock_entries(root, stages):
-    return {name: entry for name, entry in YAML(typ="safe").load(root / "dvc.lock")["stages"].items()
-            if name in stages}
+    return {name: entry for name, entry in parallel.lock_entries(root / "dvc.lock").items() if name in stages}
 
 
 def metrics_files(root):

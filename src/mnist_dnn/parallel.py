@@ -143,9 +143,11 @@ def update_lock(path, entries):
     """Put the stage ``entries`` (from the copies' dvc.lock) in the dvc.lock at ``path`` wherever it has another
     entry for that stage, in place. An entry made elsewhere (a lock committed from another CPU) names outputs no cache
     here has: `dvc repro` would run the stage again rather than restore the copy's run from the run-cache."""
+    if not path.exists():
+        return
     yaml = YAML()
-    lock = yaml.load(path) if path.exists() else None
-    changed = {name: entry for name, entry in entries.items() if lock and lock["stages"].get(name, entry) != entry}
+    lock = yaml.load(path)
+    changed = {name: entry for name, entry in entries.items() if lock["stages"].get(name, entry) != entry}
     if changed:
         lock["stages"].update(changed)
         with atomic_outputs(path) as (new,):
@@ -217,8 +219,8 @@ def run_tasks(ray, tasks, workspace, root, run_id, jobs, via_remote, force, entr
     while waiting or flight:
         for name in [n for n, upstream in waiting.items() if upstream <= done][: jobs - len(flight)]:
             del waiting[name]
-            flight[task.remote(name, files, dict(entries), remotes, str(root), socket.gethostname(), run_id, jobs,
-                               via_remote, force)] = name
+            flight[task.remote(name, files, entries, remotes, str(root), socket.gethostname(), run_id, jobs, via_remote,
+                               force)] = name
         [ref], _ = signalled(ray.wait, list(flight), num_returns=1)
         name = flight.pop(ref)
         try:
