@@ -1,19 +1,21 @@
 """`mnist-dnn repro --jobs N` on Ray, against the serial `dvc repro` of the trained project (1 epoch): the same
 dvc.lock and metrics/, embedded and on a two-node cluster on 127.0.0.1 (shared cache, or meeting at the remote); a
 failing stage, a worker node killed mid-stage, Ctrl-C, a dvc.lock made on another CPU; a second run that trains
-nothing.
+nothing; -S, whose runs `dvc exp run -S` restores.
 """
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
-from helpers import edit_yaml, pipeline_env, run
+from helpers import edit_yaml, pipeline_env, ran_stages, run
 from mnist_dnn import parallel
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
@@ -133,6 +135,30 @@ def test_a_lock_made_on_another_cpu_is_replaced_and_nothing_trains_twice(trained
     assert {stage: what for stage, what, _ in stage_lines(result.stdout)} == dict.fromkeys(upstream_of_two(), "ran")
     assert "ran nothing" in result.stdout and "warning" not in result.stderr, result.stdout + result.stderr
     assert_same_results(root, trained_project[0], upstream_of_two())
+
+
+def test_set_params_fill_the_run_cache_for_dvc_exp_run_and_leave_the_workspace_alone(trained_project, tmp_path):
+    """`-S extra_seeds=[1]` trains the seed stages as tasks; `dvc exp run -S extra_seeds=[1]` then restores them."""
+    root = tmp_path / "mnist-dnn"
+    shutil.copytree(trained_project[0], root, symlinks=True)
+    before = workspace_files(root)
+    result = repro(root, "--jobs", "2", "-S", "extra_seeds=[1]", "seed@*")
+    assert result.returncode == 0, result.stderr
+    seeds = {f"seed@{variant}-1" for variant in YAML(typ="safe").load(root / "params.yaml")["variants"]}
+    assert {stage: what for stage, what, _ in stage_lines(result.stdout)} == {
+        "download": "cached", "prepare": "cached", **dict.fromkeys(seeds, "ran")}
+    assert "dvc exp run -S 'extra_seeds=[1]'" in result.stdout
+    assert workspace_files(root) == before
+    experiment = run(["dvc", "exp", "run", "-S", "extra_seeds=[1]"], root)
+    assert ran_stages(experiment) == {"summarize", "report"}, experiment  # only stages whose outputs are cache: false
+    restored = set(re.findall(r"Stage '([^']+)' is cached - skipping run", experiment))
+    assert seeds <= restored, experiment
+
+
+def workspace_files(root):
+    """Each file of the workspace outside .git and .dvc, with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
+            if p.is_file() and not {".git", ".dvc"} & set(p.relative_to(root).parts)}
 
 
 def test_a_worker_node_lost_mid_stage_is_retried_on_the_other(trained_project, tmp_path, cluster):

@@ -1,13 +1,16 @@
-"""What `mnist-dnn repro` schedules, read from this project's dvc.yaml, how it reports a failed stage, and how it
-hands dvc.lock entries on; no Ray."""
+"""What `mnist-dnn repro` schedules, read from this project's dvc.yaml (also with params set by -S), how it reports a
+failed stage, and how it hands dvc.lock entries on; no Ray."""
 
 import io
 import tarfile
 
+import pytest
 from dvc.repo import Repo
+from ruamel.yaml import YAML
 
 from helpers import REPO
-from mnist_dnn.parallel import error_line, lock_entries, plan, snapshot, update_lock
+from mnist_dnn.errors import UserError
+from mnist_dnn.parallel import error_line, lock_entries, plan, repro, set_params, snapshot, update_lock
 
 
 def test_every_stage_waits_for_the_stages_it_reads_from_and_comes_after_them():
@@ -89,3 +92,38 @@ def test_a_lock_with_the_same_entries_or_none_is_not_written(tmp_path):
     assert path.read_text() == LOCK
     update_lock(tmp_path / "none.lock", {"prepare": {}})
     assert not (tmp_path / "none.lock").exists()
+
+
+def test_set_params_sets_nested_keys_and_lists_as_dvc_exp_run_does_and_nothing_else(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("# the comment stays\ntrain:\n  epochs: 15  # and this one\n  seed: 777\nextra_seeds: []\n")
+    edited = set_params(path, ["train.epochs=2", "extra_seeds=[1, 2]"]).decode()
+    assert YAML(typ="safe").load(edited) == {"train": {"epochs": 2, "seed": 777}, "extra_seeds": [1, 2]}
+    assert "# the comment stays" in edited and "# and this one" in edited
+    assert path.read_text().startswith("# the comment stays\ntrain:\n  epochs: 15")  # the file itself unchanged
+
+
+@pytest.mark.parametrize("assignment, says", [
+    ("epochs=2", "-S epochs=2: give KEY=VALUE with a KEY that params.yaml has"),
+    ("train.epochs.x=2", "-S train.epochs.x=2: give KEY=VALUE"),
+    ("train.epochs", "-S train.epochs: give KEY=VALUE"),
+    ("extra_seeds=[1, 2", "-S extra_seeds=[1, 2: VALUE is not YAML ("),
+])
+def test_set_params_refuses_a_key_params_yaml_lacks_or_a_value_that_is_not_yaml(tmp_path, assignment, says):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  epochs: 15\nextra_seeds: []\n")
+    with pytest.raises(UserError) as refused:
+        set_params(path, [assignment])
+    assert str(refused.value).startswith(says) and "\n" not in str(refused.value)
+
+
+def test_with_params_set_the_plan_has_the_stages_they_make_and_the_workspace_is_left_alone(capsys):
+    before = (REPO / "params.yaml").read_bytes()
+    repro(["seed@*"], dry=True, params=["extra_seeds=[3]"], root=REPO)
+    printed = capsys.readouterr().out.splitlines()
+    with Repo(str(REPO)) as project:
+        variants = [stage.addressing.split("@")[1] for stage in project.stage.collect("train@*", glob=True)]
+    assert printed[:2] == ["download  (after nothing)", "prepare  (after download)"]
+    assert sorted(printed[2:-1]) == sorted(f"seed@{variant}-3  (after prepare)" for variant in variants)
+    assert (REPO / "params.yaml").read_bytes() == before
+    assert not any((REPO / ".dvc/tmp/repro").glob("plan.*"))

@@ -125,6 +125,9 @@ def main(argv=None):
     repro.add_argument("--address", help="a running Ray cluster (default: $RAY_ADDRESS, else Ray started here)")
     repro.add_argument("--force", "-f", action="store_true", help="run every stage, even those up to date")
     repro.add_argument("--dry", action="store_true", help="print the stages and what each waits for; run nothing")
+    repro.add_argument("--set-param", "-S", action="append", default=[], metavar="KEY=VALUE", dest="params",
+                       help="run the stages with this param set, as `dvc exp run -S` does, leaving the workspace as "
+                       "it is: the results go to the run-cache, and that `dvc exp run -S` restores them")
     repro.add_argument("--via-remote", action="store_true", help="copies meet at the DVC remote, as on machines "
                        "without this one's disk (the default off this machine)")
     commands.add_parser("verify-cache", help="check every object of the local DVC cache against the md5 it is named by")
@@ -135,7 +138,8 @@ def main(argv=None):
     if args.command == "repro":
         from mnist_dnn import parallel  # imports DVC and Ray: only for this command
 
-        run_stage(parallel.repro, args.targets, args.jobs, args.address, args.force, args.dry, args.via_remote)
+        run_stage(parallel.repro, args.targets, args.jobs, args.address, args.force, args.dry, args.via_remote,
+                  args.params)
         return
     from mnist_dnn import sharing  # imports DVC: only for these commands
 

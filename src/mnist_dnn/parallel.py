@@ -5,12 +5,14 @@ DVC decides what runs and caches every result; Ray decides where each stage runs
 remote (on a cluster) carries the results back, and a last `dvc repro` in the workspace restores them all.
 """
 
+import contextlib
 import ctypes
 import io
 import logging
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -24,7 +26,7 @@ from pathlib import Path
 import networkx as nx
 from dvc.config import Config
 from dvc.repo import Repo
-from ruamel.yaml import YAML
+from ruamel.yaml import YAML, YAMLError
 
 from mnist_dnn.errors import UserError, one_line
 from mnist_dnn.files import atomic_outputs
@@ -36,7 +38,7 @@ COPIES = Path(".dvc/tmp/repro")  # the copies of a run on this machine, under th
 def plan(root, targets):
     """The stages that ``dvc repro targets`` considers, upstream first, each with the ones among them it needs; and
     the stages left to the last `dvc repro` (all outputs `cache: false`: the run-cache keeps nothing of them)."""
-    with Repo(str(root)) as repo:
+    with contextlib.chdir(root), Repo(".") as repo:  # DVC reads targets relative to the current folder
         graph = repo.index.graph  # an edge runs from a stage to a stage whose outputs it reads
         chosen = [s for t in targets for s in repo.stage.collect(t, glob=True)] if targets else list(graph)
         nodes = set(chosen).union(*(nx.descendants(graph, stage) for stage in chosen))
@@ -49,16 +51,52 @@ def plan(root, targets):
         return tasks, [stage.addressing for stage in order if stage in last]
 
 
-def snapshot(root):
+def plan_copy(root, files, targets):
+    """:func:`plan` for the workspace as the snapshot ``files`` has it (params set), in a copy under ``root``."""
+    (root / COPIES).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="plan.", dir=root / COPIES) as copy:
+        with tarfile.open(fileobj=io.BytesIO(files)) as tar:
+            tar.extractall(copy, filter="data")
+        configure_copy(copy, None, {})
+        return plan(Path(copy), targets)
+
+
+def snapshot(root, params=None):
     """The workspace's files that git would see (tracked, and untracked ones it does not ignore, uncommitted changes
-    included) as tar bytes: what each copy starts from."""
+    included) as tar bytes, with ``params`` (bytes) in place of params.yaml if given: what each copy starts from."""
     names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
                            capture_output=True, check=True).stdout.decode().split("\0")
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name in names:
-            if name and (root / name).is_file():
+            if name == "params.yaml" and params is not None:
+                info = tar.gettarinfo(root / name, arcname=name)
+                info.size = len(params)
+                tar.addfile(info, io.BytesIO(params))
+            elif name and (root / name).is_file():
                 tar.add(root / name, arcname=name)
+    return buffer.getvalue()
+
+
+def set_params(path, assignments):
+    """The bytes of the params.yaml at ``path`` with each ``KEY=VALUE`` of ``assignments`` set (KEY dotted, VALUE in
+    YAML), as `dvc exp run -S` sets them; only keys params.yaml has."""
+    yaml = YAML()
+    params = yaml.load(path)
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        *parents, last = key.split(".")
+        node = params
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not sep or not isinstance(node, dict) or last not in node:
+            raise UserError(f"-S {assignment}: give KEY=VALUE with a KEY that params.yaml has")
+        try:
+            node[last] = YAML(typ="safe").load(value)
+        except YAMLError as err:
+            raise UserError(f"-S {assignment}: VALUE is not YAML ({one_line(err)[:200]})") from None
+    buffer = io.BytesIO()
+    yaml.dump(params, buffer)
     return buffer.getvalue()
 
 
@@ -185,12 +223,15 @@ def start_ray(address, jobs):
     return ray
 
 
-def repro(targets=(), jobs=1, address=None, force=False, dry=False, via_remote=False, root=Path(".")):
-    """What `dvc repro targets` does, with each stage a Ray task, at most ``jobs`` at once; one line per stage."""
+def repro(targets=(), jobs=1, address=None, force=False, dry=False, via_remote=False, params=(), root=Path(".")):
+    """What `dvc repro targets` does, with each stage a Ray task, at most ``jobs`` at once; one line per stage. With
+    ``params`` (``KEY=VALUE``) the copies run with them set and the results go to the run-cache only, for
+    `dvc exp run -S` with the same params to restore; the workspace is left as it is."""
     if jobs < 1:
         raise UserError(f"--jobs {jobs}: give 1 or more")
     root = Path(root).resolve()
-    tasks, last = plan(root, list(targets))
+    files = snapshot(root, set_params(root / "params.yaml", params) if params else None)
+    tasks, last = plan_copy(root, files, list(targets)) if params else plan(root, list(targets))
     if dry:
         for name, upstream in tasks:
             print(f"{name}  (after {', '.join(sorted(upstream)) or 'nothing'})")
@@ -199,14 +240,19 @@ def repro(targets=(), jobs=1, address=None, force=False, dry=False, via_remote=F
     ray = start_ray(address, jobs)
     run_id, entries = secrets.token_hex(4), {}
     try:
-        run_tasks(ray, tasks, (snapshot(root), remote_config(root)), root, run_id, jobs, via_remote, force, entries)
+        run_tasks(ray, tasks, (files, remote_config(root)), root, run_id, jobs, via_remote, force, entries)
     finally:
         shutdown(ray)
         shutil.rmtree(root / COPIES / run_id, ignore_errors=True)
-        update_lock(root / "dvc.lock", entries)  # the stages done, as `dvc repro` keeps them after a failure
+        if not params:
+            update_lock(root / "dvc.lock", entries)  # the stages done, as `dvc repro` keeps them after a failure
     if via_remote:
         subprocess.run([sys.executable, "-m", "mnist_dnn.cli", "pull-run-cache"], cwd=root, check=True)
-    finish(root, list(targets), last)
+    if params:
+        print(f"the workspace is as it was; `dvc exp run {' '.join('-S ' + shlex.quote(p) for p in params)}` "
+              "restores these stages from the run-cache")
+    else:
+        finish(root, list(targets), last)
 
 
 def run_tasks(ray, tasks, workspace, root, run_id, jobs, via_remote, force, entries):
