@@ -125,5 +125,6 @@ def test_with_params_set_the_plan_has_the_stages_they_make_and_the_workspace_is_
         variants = [stage.addressing.split("@")[1] for stage in project.stage.collect("train@*", glob=True)]
     assert printed[:2] == ["download  (after nothing)", "prepare  (after download)"]
     assert sorted(printed[2:-1]) == sorted(f"seed@{variant}-3  (after prepare)" for variant in variants)
+    assert printed[-1].startswith("then `dvc exp run -S 'extra_seeds=[3]'`: nothing to run")
     assert (REPO / "params.yaml").read_bytes() == before
     assert not any((REPO / ".dvc/tmp/repro").glob("plan.*"))

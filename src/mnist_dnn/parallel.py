@@ -235,7 +235,8 @@ def repro(targets=(), jobs=1, address=None, force=False, dry=False, via_remote=F
     if dry:
         for name, upstream in tasks:
             print(f"{name}  (after {', '.join(sorted(upstream)) or 'nothing'})")
-        print(f"then `dvc repro` here: {', '.join(last) or 'nothing to run'}, the rest restored from the run-cache")
+        then = f"`dvc exp run {exp_args(params)}`" if params else "`dvc repro` here"
+        print(f"then {then}: {', '.join(last) or 'nothing to run'}, the rest restored from the run-cache")
         return
     ray = start_ray(address, jobs)
     run_id, entries = secrets.token_hex(4), {}
@@ -249,10 +250,14 @@ def repro(targets=(), jobs=1, address=None, force=False, dry=False, via_remote=F
     if via_remote:
         subprocess.run([sys.executable, "-m", "mnist_dnn.cli", "pull-run-cache"], cwd=root, check=True)
     if params:
-        print(f"the workspace is as it was; `dvc exp run {' '.join('-S ' + shlex.quote(p) for p in params)}` "
-              "restores these stages from the run-cache")
+        print(f"the workspace is as it was; `dvc exp run {exp_args(params)}` restores these stages from the run-cache")
     else:
         finish(root, list(targets), last)
+
+
+def exp_args(params):
+    """The ``-S`` arguments of the `dvc exp run` that restores a run with ``params``, quoted for a shell."""
+    return " ".join(f"-S {shlex.quote(param)}" for param in params)
 
 
 def run_tasks(ray, tasks, workspace, root, run_id, jobs, via_remote, force, entries):
