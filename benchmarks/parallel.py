@@ -9,24 +9,20 @@ metrics/bench_parallel.json`` (or ``make bench-parallel``). Keep the machine qui
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import platform
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-from ruamel.yaml import YAML
+from mnist_dnn.parallel import set_params, snapshot, unpack
 
-from mnist_dnn.parallel import snapshot
-
-CASES = {  # name -> (params.yaml edits, targets)
-    "table_and_optimizer_study": ({}, []),
-    "seeds_1_to_4": ({"extra_seeds": [1, 2, 3, 4]}, ["seed@*"]),
+CASES = {  # name -> (params set, as for `dvc exp run -S`; targets)
+    "table_and_optimizer_study": ([], []),
+    "seeds_1_to_4": (["extra_seeds=[1, 2, 3, 4]"], ["seed@*"]),
 }
 
 
@@ -36,25 +32,11 @@ def sh(cmd, cwd):
 
 def workspace_copy(folder, epochs):
     """This workspace's files in ``folder``, committed in a new git repository, with ``epochs`` if given."""
-    with tarfile.open(fileobj=io.BytesIO(snapshot(Path.cwd()))) as tar:
-        tar.extractall(folder, filter="data")
-    if epochs is not None:
-        edit(folder, {"train": {"epochs": epochs}})
+    params = set_params(Path("params.yaml"), [f"train.epochs={epochs}"]) if epochs is not None else None
+    unpack(snapshot(Path.cwd(), params), folder)
     sh(["git", "init", "-q"], folder)
     sh(["git", "add", "-A"], folder)
     sh(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q", "-m", "bench"], folder)
-
-
-def edit(folder, changes):
-    """Merge ``changes`` (nested) into ``folder``'s params.yaml."""
-    yaml, path = YAML(), Path(folder, "params.yaml")
-    params = yaml.load(path)
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            params[key].update(value)
-        else:
-            params[key] = value
-    yaml.dump(params, path)
 
 
 def timed(cmd, cwd):
@@ -92,7 +74,9 @@ def main():
         sh(["dvc", "repro", "prepare"], folder)  # the data, on disk and in the page cache before the timed runs
         for case in args.cases:
             changes, targets = CASES[case]
-            edit(folder, changes)
+            if changes:
+                path = Path(folder, "params.yaml")
+                path.write_bytes(set_params(path, changes))
             serial = ["dvc", "repro", "--force", *(["--glob"] if targets else []), *targets]
             parallel = [sys.executable, "-m", "mnist_dnn.cli", "repro", "--force", "--jobs", str(args.jobs), *targets]
             times, left = {"dvc_repro_s": [], "mnist_dnn_repro_s": []}, {}

@@ -55,8 +55,7 @@ def plan_copy(root, files, targets):
     """:func:`plan` for the workspace as the snapshot ``files`` has it (params set), in a copy under ``root``."""
     (root / COPIES).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="plan.", dir=root / COPIES) as copy:
-        with tarfile.open(fileobj=io.BytesIO(files)) as tar:
-            tar.extractall(copy, filter="data")
+        unpack(files, copy)
         configure_copy(copy, None, {})
         return plan(Path(copy), targets)
 
@@ -76,6 +75,12 @@ def snapshot(root, params=None):
             elif name and (root / name).is_file():
                 tar.add(root / name, arcname=name)
     return buffer.getvalue()
+
+
+def unpack(files, folder):
+    """Write the snapshot ``files`` (tar bytes) out into ``folder``."""
+    with tarfile.open(fileobj=io.BytesIO(files)) as tar:
+        tar.extractall(folder, filter="data")
 
 
 def set_params(path, assignments):
@@ -150,8 +155,7 @@ def stage_task(name, files, entries, remotes, root, host, run_id, jobs, via_remo
         parent.mkdir(parents=True, exist_ok=True)
     copy = tempfile.mkdtemp(prefix=f"{node[:8]}-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.", dir=parent)
     try:
-        with tarfile.open(fileobj=io.BytesIO(files)) as tar:
-            tar.extractall(copy, filter="data")
+        unpack(files, copy)
         update_lock(Path(copy, "dvc.lock"), entries)
         configure_copy(copy, Path(root, ".dvc/cache") if local else None, remotes)
         threads = max(1, len(os.sched_getaffinity(0)) // jobs)
