@@ -8,9 +8,9 @@ from mnist_dnn.runtime import ArgumentParser, run_stage
 def main(args):
     params = load_params()
     train, val = data.split_validation(
-        *data.load_mnist(args.raw, train=True), params.data.val_size, params.data.split_seed
+        *data.load_mnist(args.raw, train=True, limit=params.data.limit), params.data.val_size, params.data.split_seed
     )
-    splits = {"train": train, "val": val, "test": data.load_mnist(args.raw, train=False)}
+    splits = {"train": train, "val": val, "test": data.load_mnist(args.raw, train=False, limit=params.data.limit)}
     with files.atomic_outputs(args.train, args.val, args.test) as paths:
         for path, (name, (images, labels)) in zip(paths, splits.items()):
             data.save_split(path, images, labels)

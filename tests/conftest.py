@@ -1,4 +1,4 @@
-"""Fixtures: a child process under the bad-input caps; the 1-epoch pipeline, trained once per test run; and the
+"""Fixtures: a child process under the bad-input caps; the small run of the pipeline, trained once per test run; and the
 servers that the sharing tests need (on 127.0.0.1 only, each stopped when its tests end) with their figures."""
 
 import os
@@ -24,7 +24,7 @@ from contextlib import ExitStack, contextmanager
 import pytest
 from filelock import FileLock
 
-from helpers import MEMORY_CAP, TIME_CAP, commit, copy_project, edit_yaml, run
+from helpers import MEMORY_CAP, SMALL_RUN, TIME_CAP, commit, copy_project, edit_yaml, run
 
 
 def _cap_memory():
@@ -47,9 +47,10 @@ def run_capped(tmp_path):
 
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory, worker_id):
-    """This project with 1 training epoch, committed in a fresh git repo, after `dvc repro` on real MNIST: its folder
-    and the repro's output. Trained once per test run: the first pytest-xdist worker to ask trains it while the others
-    wait on a file lock (pytest-xdist's recipe). Each test module copies the folder and works in its copy.
+    """This project with the small run's params (helpers.SMALL_RUN), committed in a fresh git repo, after
+    `dvc repro` on real MNIST: its folder and the repro's output. Trained once per test run: the first pytest-xdist
+    worker to ask trains it while the others wait on a file lock (pytest-xdist's recipe). Each test module copies the
+    folder and works in its copy.
 
     MNIST comes from $MNIST_MIRROR when it is set (CI sets it to ../shared/mnist), else from the public mirrors.
     """
@@ -62,9 +63,9 @@ def trained_project(tmp_path_factory, worker_id):
             shutil.rmtree(root.parent, ignore_errors=True)  # what a worker that failed here left
             root.mkdir(parents=True)
             copy_project(root)
-            edit_yaml(root / "params.yaml", {"train.epochs": 1})
+            edit_yaml(root / "params.yaml", SMALL_RUN)
             run(["git", "init", "-q"], root)
-            commit(root, "1 epoch")
+            commit(root, "the small run")
             output.write_text(run(["dvc", "repro"], root))
     return root, output.read_text()
 

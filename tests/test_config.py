@@ -338,6 +338,8 @@ def test_a_model_too_large_to_build_is_refused_at_validation(tmp_path, run_cappe
     ("variants.dnn.dropout", "yes", "variants.dnn.dropout: Input should be a valid boolean (got 'yes')"),
     ("variants.dnn.hidden", [512.0], "variants.dnn.hidden.0: Input should be a valid integer (got 512.0)"),
     ("data.val_size", True, "data.val_size: Input should be a valid integer (got True)"),
+    ("data.limit", 1, "data.limit: Input should be greater than or equal to 2 (got 1)"),
+    ("data.limit", 5000, "data: val_size: 5000 leaves no training image of the first 5000 (limit)"),
 ])
 def test_a_value_at_any_depth_is_checked(tmp_path, key, value, expected):
     raw = real_params()

@@ -1,7 +1,7 @@
 """What held before the run-cache checks and signal handling came in, and must keep holding: a stage stopped midway
 that the next `dvc repro` restores, a clone in an awkward path with a bare environment, hardlink and symlink caches
 under in-place rewrites, two `push-run-cache` to one remote, two `dvc repro` on one output, concurrent predicts.
-1 training epoch; a local folder as the remote.
+The small run (helpers.SMALL_RUN); a local folder as the remote.
 """
 
 import json
@@ -22,7 +22,7 @@ MODEL = "models/softmax.safetensors"
 
 @pytest.fixture(scope="module")
 def project(trained_project, tmp_path_factory):
-    """A committed copy of the trained project (1 epoch) whose outputs and run-cache are on its default remote."""
+    """A committed copy of the trained project (the small run) whose outputs and run-cache are on its default remote."""
     root = tmp_path_factory.mktemp("held") / "mnist-dnn"
     shutil.copytree(trained_project[0], root, symlinks=True)
     commit(root, "trained")

@@ -1,4 +1,4 @@
-"""`mnist-dnn repro --jobs N` on Ray, against the serial `dvc repro` of the trained project (1 epoch): the same
+"""`mnist-dnn repro --jobs N` on Ray, against the serial `dvc repro` of the trained project (the small run): the same
 dvc.lock and metrics/, embedded and on a two-node cluster on 127.0.0.1 (shared cache, or meeting at the remote); a
 failing stage, a worker node killed mid-stage, Ctrl-C, a dvc.lock made on another CPU; a second run that trains
 nothing; -S, whose runs `dvc exp run -S` restores.
@@ -65,24 +65,32 @@ def upstream_of_two():
     return {"download", "prepare", "train@softmax", "train@nn_normal", *TWO}
 
 
-@pytest.fixture
-def cluster(monkeypatch):
-    """A Ray cluster of a head with no CPU for tasks and two worker nodes of one CPU each, all on 127.0.0.1."""
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    # Ray turns a loopback address into the machine's own IP unless this is 0; then every node and driver is 127.0.0.1
-    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    import ray
-    from ray.cluster_utils import Cluster
-
-    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
-                                                          "node_ip_address": "127.0.0.1"})
-    workers = [nodes.add_node(num_cpus=1, node_ip_address="127.0.0.1") for _ in range(2)]
+def add_worker(nodes):
+    """A worker node of one CPU on 127.0.0.1, joined to ``nodes``."""
+    worker = nodes.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     nodes.wait_for_nodes()
-    try:
-        yield nodes, workers
-    finally:
-        ray.shutdown()
-        nodes.shutdown()
+    return worker
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Ray cluster of a head with no CPU for tasks and two worker nodes of one CPU each, all on 127.0.0.1, shared
+    by this module's tests (a test that removes a worker adds another in its place)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAY_USAGE_STATS_ENABLED", "0")
+        # Ray turns a loopback address into the machine's own IP unless this is 0; then every node is 127.0.0.1
+        env.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        import ray
+        from ray.cluster_utils import Cluster
+
+        nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
+                                                              "node_ip_address": "127.0.0.1"})
+        workers = [add_worker(nodes) for _ in range(2)]
+        try:
+            yield nodes, workers
+        finally:
+            ray.shutdown()
+            nodes.shutdown()
 
 
 def test_embedded_ray_gives_the_bytes_of_dvc_repro_and_a_second_run_trains_nothing(trained_project, tmp_path):
@@ -162,7 +170,8 @@ def workspace_files(root):
 
 
 def test_a_worker_node_lost_mid_stage_is_retried_on_the_other(trained_project, tmp_path, cluster):
-    nodes, (victim, _) = cluster
+    nodes, workers = cluster
+    victim = workers[0]
     root = fresh(trained_project, tmp_path)
     process = subprocess.Popen(["mnist-dnn", "repro", "--jobs", "2", "--address", nodes.address, *TWO], cwd=root,
                                env=pipeline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -176,6 +185,8 @@ def test_a_worker_node_lost_mid_stage_is_retried_on_the_other(trained_project, t
     finally:
         if process.poll() is None:
             process.kill()
+        if victim not in nodes.worker_nodes:
+            workers[0] = add_worker(nodes)  # the module's next tests get two workers again
     assert process.returncode == 0, err
     assert {stage for stage, _, _ in stage_lines(out)} == upstream_of_two()
     assert_same_results(root, trained_project[0], upstream_of_two())

@@ -1,8 +1,8 @@
 """A shared remote that someone else can write: `mnist-dnn pull-run-cache` refuses every run-cache entry that is not
 a run of a stage of dvc.yaml (an extra out, a missing one, edited deps or params) or whose objects contradict it
 (a model trained with other params, a folder listing a path out of it), so nothing of it reaches the workspace; and
-a model of other params that still arrives (plain `dvc repro --pull`) is refused where it is used. 1 training epoch,
-a local folder as the remote and the moto S3 server.
+a model of other params that still arrives (plain `dvc repro --pull`) is refused where it is used. The small
+run, a local folder as the remote and the moto S3 server.
 """
 
 import copy
@@ -24,7 +24,7 @@ PLANTED = b"import os\nos.environ['PLANTED'] = 'yes'\n"
 
 @pytest.fixture(scope="module")
 def origin(trained_project, tmp_path_factory):
-    """A copy of the trained project (1 epoch), committed: the colleague whose runs are shared."""
+    """A copy of the trained project (the small run), committed: the colleague whose runs are shared."""
     root = tmp_path_factory.mktemp("origin") / "mnist-dnn"
     shutil.copytree(trained_project[0], root, symlinks=True)
     commit(root, "trained")

@@ -1,6 +1,6 @@
 """Artifacts that travel: the real `dvc repro`, `push` and `pull` between clones of a temporary copy of this project,
 through an S3-compatible server (moto's, on 127.0.0.1) and a read-only HTTP copy; runners and a collector meeting
-only at the remote; `dvc get` of one model; no corruption on the way. 1 training epoch.
+only at the remote; `dvc get` of one model; no corruption on the way. The small run (helpers.SMALL_RUN).
 """
 
 import json
@@ -54,8 +54,8 @@ def push_run_cache(root):
 
 @pytest.fixture(scope="module")
 def machine_a(trained_project, tmp_path_factory):
-    """Machine A: a copy of the trained project (1 epoch), committed, and pushed to the offline default remote (the
-    folder ../mnist-dnn-storage beside the clone)."""
+    """Machine A: a copy of the trained project (the small run), committed, and pushed to the offline default remote
+    (the folder ../mnist-dnn-storage beside the clone)."""
     root = tmp_path_factory.mktemp("machine-a") / "mnist-dnn"
     shutil.copytree(trained_project[0], root, symlinks=True)
     commit(root, "trained")

@@ -117,3 +117,30 @@ def test_a_data_split_of_the_wrong_shape_stops_training(workspace, run_stage, im
     assert result.stderr == ("error: data/prepared/val.safetensors: not a data split (uint8 images N×28×28, N "
                              "labels 0–9); run `dvc repro prepare`\n")
     assert written(workspace) == []
+
+
+def write_idx(path, tensor):
+    """``tensor`` (uint8) as the IDX file ``path``, as MNIST's files are laid out."""
+    header = bytes([0, 0, 0x08, tensor.dim()]) + b"".join(n.to_bytes(4, "big") for n in tensor.shape)
+    path.write_bytes(header + tensor.numpy().tobytes())
+
+
+@pytest.mark.parametrize("limit, sizes", [(None, {"train": 17, "val": 3, "test": 8}),
+                                          (12, {"train": 9, "val": 3, "test": 8}),
+                                          (5, {"train": 2, "val": 3, "test": 5})])
+def test_prepare_keeps_the_first_limit_training_and_test_images(workspace, monkeypatch, capsys, limit, sizes):
+    raw = workspace / "data/raw/MNIST/raw"
+    raw.mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for name, n in {"train": 20, "t10k": 8}.items():
+        write_idx(raw / f"{name}-images-idx3-ubyte", torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g))
+        write_idx(raw / f"{name}-labels-idx1-ubyte", torch.arange(n, dtype=torch.uint8) % 10)
+    edit_yaml(workspace / "params.yaml", {"data.val_size": 3, "data.limit": limit})
+    assert helpers.run_stage(monkeypatch, workspace, "prepare") == 0
+    for split, n in sizes.items():
+        images, labels = data.load_split(workspace / f"data/prepared/{split}.safetensors")
+        assert len(images) == len(labels) == n, split
+    test_labels = data.load_split(workspace / "data/prepared/test.safetensors")[1]
+    assert test_labels.tolist() == [i % 10 for i in range(sizes["test"])]  # the first ones, in order
+    train_and_val = [data.load_split(workspace / f"data/prepared/{s}.safetensors")[1] for s in ("train", "val")]
+    assert sorted(torch.cat(train_and_val).tolist()) == sorted(i % 10 for i in range(limit or 20))

@@ -9,7 +9,7 @@ import sys
 import pytest
 from ruamel.yaml import YAML
 
-from helpers import commit, copy_project, pipeline_env, run
+from helpers import SMALL_RUN, commit, copy_project, edit_yaml, pipeline_env, run
 from mnist_dnn import verify
 from mnist_dnn.errors import UserError
 
@@ -86,7 +86,7 @@ def test_the_determinism_rerun_takes_another_thread_count():
     assert [verify.other_threads(n) for n in (1, 2, 16)] == [2, 1, 1]
 
 
-# ---- end to end: make verify in a committed 1-epoch copy of the project --------------------------------------------
+# ---- end to end: make verify in a committed small run of the project --------------------------------------------
 
 def run_verify(root, **env):
     return subprocess.run([sys.executable, "-m", "mnist_dnn.verify"], cwd=root, env=pipeline_env() | env,
@@ -95,14 +95,13 @@ def run_verify(root, **env):
 
 @pytest.fixture(scope="module")
 def committed(tmp_path_factory):
-    """A git repo of this project with a small committed run: 1 epoch on 10,000 training images, one optimizer in
-    the study, and the committed seed noise made 1 pp per variant."""
+    """A git repo of this project with a small committed run (helpers.SMALL_RUN), one optimizer in the study, and the
+    committed seed noise made 1 pp per variant."""
     root = tmp_path_factory.mktemp("verify")
     copy_project(root)
+    edit_yaml(root / "params.yaml", SMALL_RUN)
     yaml = YAML()
     params = yaml.load(root / "params.yaml")
-    params["train"]["epochs"] = 1
-    params["data"]["val_size"] = 50_000
     params["optimizer_study"]["optimizers"] = {k: params["optimizer_study"]["optimizers"][k] for k in ("adam",)}
     yaml.dump(params, root / "params.yaml")
     committed_noise = json.loads((root / "metrics/seed_noise.json").read_text())  # whole rows: the report checks them
@@ -133,6 +132,9 @@ def test_verify_with_other_numerics_compares_accuracies_within_seed_noise(commit
     assert "not bit-identical: other numerics than the committed run" in result.stdout
     assert "committed run: CPU, portable numerics" in result.stdout
     assert "this machine:  CPU, native numerics" in result.stdout
+    assert "only `summarize` and the stages before it run" in result.stdout
+    ran = set(re.findall(r"^\[\d+/\d+\] (\S+): ran", result.stdout, re.M))
+    assert {"train@dnn_dropout", "evaluate@dnn_dropout"} <= ran and not any("optimizer" in s for s in ran), ran
     assert subprocess.run(["git", "status", "--porcelain", "--", "dvc.lock", "metrics/"], cwd=committed,
                           capture_output=True, text=True).stdout == ""  # the committed results are restored
 

@@ -94,6 +94,13 @@ def describe(err):
 class DataParams(_Strict):
     val_size: int = Field(ge=1, le=50_000)
     split_seed: Seed
+    limit: int | None = Field(default=None, ge=2, le=60_000)
+
+    @model_validator(mode="after")
+    def _training_images_left(self):
+        if self.limit is not None and self.val_size >= self.limit:
+            raise ValueError(f"val_size: {self.val_size} leaves no training image of the first {self.limit} (limit)")
+        return self
 
 
 class TrainParams(_Strict):

@@ -8,15 +8,16 @@ from mnist_dnn.errors import UserError
 from mnist_dnn.models import check_header
 
 
-def load_mnist(root, train):
-    """MNIST's training (``train=True``) or test images and labels from ``root``, both uint8."""
+def load_mnist(root, train, limit=None):
+    """MNIST's training (``train=True``) or test images and labels from ``root``, both uint8; the first ``limit``
+    of them only, where given."""
     from torchvision.datasets import MNIST  # here, not at the top: torchvision costs each stage ~0.3 s to import
 
     try:
         dataset = MNIST(root, train=train, download=False)
     except RuntimeError as err:
         raise UserError(f"{root}: {err}") from None
-    return dataset.data, dataset.targets.to(torch.uint8)
+    return dataset.data[:limit], dataset.targets[:limit].to(torch.uint8)
 
 
 def split_validation(images, labels, val_size, seed):

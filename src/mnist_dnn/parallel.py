@@ -158,8 +158,7 @@ def stage_task(name, files, entries, remotes, root, host, run_id, jobs, via_remo
         unpack(files, copy)
         update_lock(Path(copy, "dvc.lock"), entries)
         configure_copy(copy, Path(root, ".dvc/cache") if local else None, remotes)
-        threads = max(1, len(os.sched_getaffinity(0)) // jobs)
-        env = dict(os.environ, PYTHONPATH="src", OMP_NUM_THREADS=str(threads), DVC_NO_ANALYTICS="1",
+        env = dict(os.environ, PYTHONPATH="src", OMP_NUM_THREADS=str(stage_threads(jobs)), DVC_NO_ANALYTICS="1",
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")  # this dvc, python
         mnist_dnn = [sys.executable, "-m", "mnist_dnn.cli"]
         run_in(copy, [*mnist_dnn, "pull-run-cache"] if not local else ["dvc", "checkout", "--allow-missing"], env)
@@ -174,6 +173,11 @@ def stage_task(name, files, entries, remotes, root, host, run_id, jobs, via_remo
                 "error": error_line(failed.output, failed.returncode), "lock": None}
     finally:
         shutil.rmtree(copy, ignore_errors=True)
+
+
+def stage_threads(jobs):
+    """The CPU threads each stage gets where ``jobs`` of them run at once on this machine: a share of its cores."""
+    return max(1, len(os.sched_getaffinity(0)) // jobs)
 
 
 def lock_entries(path):
