@@ -32,7 +32,8 @@ repro: install  ## run the whole pipeline (mnist-dnn repro: dvc repro's stages, 
 verify: install  ## rerun the pipeline and prove it gives the committed results
 	python -m mnist_dnn.verify
 
-# Tests run on every core (pytest-xdist); each module that shares one pipeline run stays on one worker (xdist_group).
+# Tests run on every core (pytest-xdist; more workers than cores measured slower: the stages keep the cores busy). Each
+# module that shares one pipeline run, and the tests on one Ray cluster, stay on one worker (xdist_group).
 PYTEST := pytest -n auto --dist loadgroup
 
 lint: install  ## ruff at the project's 120 columns (rules in pyproject.toml)

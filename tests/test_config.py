@@ -339,7 +339,6 @@ def test_a_model_too_large_to_build_is_refused_at_validation(tmp_path, run_cappe
     ("variants.dnn.hidden", [512.0], "variants.dnn.hidden.0: Input should be a valid integer (got 512.0)"),
     ("data.val_size", True, "data.val_size: Input should be a valid integer (got True)"),
     ("data.limit", 1, "data.limit: Input should be greater than or equal to 2 (got 1)"),
-    ("data.limit", 5000, "data: val_size: 5000 leaves no training image of the first 5000 (limit)"),
 ])
 def test_a_value_at_any_depth_is_checked(tmp_path, key, value, expected):
     raw = real_params()
@@ -347,6 +346,17 @@ def test_a_value_at_any_depth_is_checked(tmp_path, key, value, expected):
     with pytest.raises(UserError) as info:
         load_params(write_params(tmp_path / "params.yaml", raw))
     assert str(info.value).startswith(f"{tmp_path / 'params.yaml'}: {expected}")
+
+
+@pytest.mark.parametrize("limit", [1000, 999])
+def test_a_limit_that_leaves_no_training_image_is_refused(tmp_path, limit):
+    raw = real_params()
+    set_key(raw, "data.val_size", 1000)
+    set_key(raw, "data.limit", limit)
+    with pytest.raises(UserError) as info:
+        load_params(write_params(tmp_path / "params.yaml", raw))
+    assert str(info.value) == (f"{tmp_path / 'params.yaml'}: data: val_size: 1000 leaves no training image of the "
+                               f"first {limit} (limit)")
 
 
 @pytest.mark.parametrize("keep_prob", [1e-17, 5e-324])

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import commit, edit_yaml, pipeline_env, ran_stages, run
+from helpers import SMALL_RUN, commit, edit_yaml, pipeline_env, ran_stages, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 MODEL = "models/softmax.safetensors"
@@ -94,7 +94,7 @@ def test_a_clone_in_an_awkward_path_with_a_bare_environment_pulls_retrains_and_p
                                                            0o077))
     assert (b / MODEL).read_bytes() == committed  # same params, seed and machine: the same bytes
     answer = json.loads(bare_run(["mnist-dnn", "predict", "--variant", "softmax", "--index", "0", "--json"], b, env))
-    assert answer["label"] == 7 and answer["trained_with"]["params"]["train"]["epochs"] == 1
+    assert answer["label"] == 7 and answer["trained_with"]["params"]["train"]["epochs"] == SMALL_RUN["train.epochs"]
     bare_run(["mnist-dnn", "verify-cache"], b, env)
     assert leftovers(b) == []
 

@@ -18,7 +18,9 @@ from ruamel.yaml import YAML
 from helpers import edit_yaml, pipeline_env, ran_stages, run
 from mnist_dnn import parallel
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
+pytestmark = pytest.mark.e2e
+# The tests on the Ray cluster share it, on one worker; the others start Ray in their own process, on any worker.
+ON_THE_CLUSTER = pytest.mark.xdist_group("ray-cluster")
 LINE = re.compile(r"^\[\d+/\d+\] (\S+): (ran|cached) on node ([0-9a-f]{12}) in [\d.]+ s; running: .*$", re.M)
 TWO = ["evaluate@softmax", "evaluate@nn_normal"]  # download, prepare, two trainings and their tests
 
@@ -110,6 +112,7 @@ def test_embedded_ray_gives_the_bytes_of_dvc_repro_and_a_second_run_trains_nothi
     assert not (root / ".dvc/tmp/repro").exists() or list((root / ".dvc/tmp/repro").iterdir()) == []
 
 
+@ON_THE_CLUSTER
 @pytest.mark.parametrize("via_remote, targets", [(False, []), (True, TWO)], ids=["shared-cache", "via-remote"])
 def test_a_two_node_cluster_runs_stages_on_both_nodes_with_the_same_bytes(trained_project, tmp_path, cluster,
                                                                           via_remote, targets):
@@ -169,6 +172,7 @@ def workspace_files(root):
             if p.is_file() and not {".git", ".dvc"} & set(p.relative_to(root).parts)}
 
 
+@ON_THE_CLUSTER
 def test_a_worker_node_lost_mid_stage_is_retried_on_the_other(trained_project, tmp_path, cluster):
     nodes, workers = cluster
     victim = workers[0]
@@ -208,7 +212,7 @@ def test_a_failing_stage_stops_the_run_in_one_line_and_a_rerun_resumes(trained_p
     assert lock_entries(root, stages) == lock_entries(trained_project[0], stages)
 
 
-@pytest.mark.parametrize("ray_at", ["embedded", "cluster"])
+@pytest.mark.parametrize("ray_at", ["embedded", pytest.param("cluster", marks=ON_THE_CLUSTER)])
 def test_ctrl_c_stops_every_task_and_leaves_the_workspace_as_it_was(trained_project, tmp_path, request, ray_at):
     """Embedded, Ctrl-C reaches the tasks too; on the cluster only `mnist-dnn repro` gets it, and Ray stops the
     tasks of its job when it leaves."""

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import DROPOUT_VARIANT, PARAMS, VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
+from helpers import DROPOUT_VARIANT, PARAMS, SMALL_RUN, VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 OPTIMIZERS = list(PARAMS.optimizer_study.optimizers)  # the optimizer study's, in its order
@@ -48,7 +48,8 @@ def test_repro_runs_every_stage_and_writes_all_metrics(repo):
     assert [row["optimizer"] for row in optimizers] == OPTIMIZERS
     assert all(0.5 < row["test_accuracy"] <= 1 for row in optimizers)
     curves = (root / "metrics/optimizers_val_accuracy.csv").read_text().splitlines()
-    assert curves[0] == "epoch,val_accuracy,optimizer" and len(curves) == 1 + len(OPTIMIZERS)
+    epochs = SMALL_RUN["train.epochs"]
+    assert curves[0] == "epoch,val_accuracy,optimizer" and len(curves) == 1 + len(OPTIMIZERS) * epochs
     assert "up to date" in run(["dvc", "status"], root)
     plots = run(["dvc", "plots", "show", "--json"], root)  # the README's command, as data
     for plot in ["metrics/train/dnn/plots", "metrics/confusion/dnn_dropout.csv", "metrics/optimizers_val_accuracy.csv"]:

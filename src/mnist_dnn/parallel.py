@@ -217,7 +217,7 @@ def remote_config(root):
 
 def start_ray(address, jobs):
     """Join the Ray cluster at ``address`` (or $RAY_ADDRESS); with neither, start Ray in this process, sized to the
-    machine, with no dashboard and no usage stats."""
+    machine, with no dashboard and no usage stats: a Ray of its own ("local"), never another one that runs here."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
@@ -226,7 +226,7 @@ def start_ray(address, jobs):
     if address:
         ray.init(address=address, **options)
     else:
-        ray.init(num_cpus=max(jobs, len(os.sched_getaffinity(0))), _node_ip_address="127.0.0.1",
+        ray.init(address="local", num_cpus=max(jobs, len(os.sched_getaffinity(0))), _node_ip_address="127.0.0.1",
                  object_store_memory=128 * 2**20, **options)
     return ray
 
