@@ -128,7 +128,7 @@ def write_idx(path, tensor):
 @pytest.mark.parametrize("limit, sizes", [(None, {"train": 17, "val": 3, "test": 8}),
                                           (12, {"train": 9, "val": 3, "test": 8}),
                                           (5, {"train": 2, "val": 3, "test": 5})])
-def test_prepare_keeps_the_first_limit_training_and_test_images(workspace, monkeypatch, capsys, limit, sizes):
+def test_prepare_keeps_the_first_limit_training_and_test_images(workspace, monkeypatch, limit, sizes):
     raw = workspace / "data/raw/MNIST/raw"
     raw.mkdir(parents=True)
     g = torch.Generator().manual_seed(0)
