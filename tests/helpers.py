@@ -21,10 +21,17 @@ from mnist_dnn.config import load_params
 REPO = Path(__file__).resolve().parents[1]
 MEMORY_CAP, TIME_CAP = 1536 * 2**20, 30  # the bound for any bad input: 1.5 GB, and 30 s
 DELETE = object()  # as a value of set_key or edit_yaml: remove the key
-# The end-to-end tier's run: the first 12,000 training and test images (1,000 of them for validation), 5 epochs, so
-# as many steps as 1 epoch of all 55,000 (the accuracies the tests expect) in less time; the full data is make verify's.
-SMALL_RUN = {"train.epochs": 5, "data.limit": 12_000, "data.val_size": 1000}
 PARAMS = load_params(REPO / "params.yaml")
+# The end-to-end tier's run: the first 12,000 training and test images (1,000 of them for validation), 5 epochs, so
+# as many steps as 1 epoch of all 55,000 (the accuracies the tests expect) in less time; and three of the study's
+# optimizers (plain SGD with momentum, Adam, FTRL with its own hyperparameters), each of which tests/test_optimizers.py
+# checks step by step. The full data and the whole study are make verify's.
+SMALL_STUDY = ["momentum", "adam", "ftrl"]
+SMALL_RUN = {"train.epochs": 5, "data.limit": 12_000, "data.val_size": 1000} | {
+    f"optimizer_study.optimizers.{name}": DELETE
+    for name in PARAMS.optimizer_study.optimizers
+    if name not in SMALL_STUDY
+}
 VARIANTS = list(PARAMS.variants)  # the table's variants, in its order
 DROPOUT_VARIANT = next(name for name, variant in PARAMS.variants.items() if variant.dropout)  # reads keep_prob
 

@@ -13,10 +13,9 @@ import time
 
 import pytest
 
-from helpers import DROPOUT_VARIANT, PARAMS, SMALL_RUN, VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
+from helpers import DROPOUT_VARIANT, SMALL_RUN, SMALL_STUDY, VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
-OPTIMIZERS = list(PARAMS.optimizer_study.optimizers)  # the optimizer study's, in its order
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +31,7 @@ def test_repro_runs_every_stage_and_writes_all_metrics(repo):
     root, output = repo
     expected = {"download", "prepare", "summarize", "report", "compare_optimizers"}
     expected |= {f"{s}@{v}" for s in ("train", "evaluate") for v in VARIANTS}
-    expected |= {f"optimizer_study@{name}" for name in OPTIMIZERS}
+    expected |= {f"optimizer_study@{name}" for name in SMALL_STUDY}
     assert ran_stages(output) == expected
     for variant in VARIANTS:
         metrics = json.loads((root / f"metrics/eval/{variant}.json").read_text())
@@ -45,11 +44,11 @@ def test_repro_runs_every_stage_and_writes_all_metrics(repo):
     report = (root / "metrics/report.html").read_text()
     assert all(f'id="confusion-{variant}"' in report for variant in VARIANTS)
     optimizers = json.loads((root / "metrics/optimizers.json").read_text())
-    assert [row["optimizer"] for row in optimizers] == OPTIMIZERS
+    assert [row["optimizer"] for row in optimizers] == SMALL_STUDY
     assert all(0.5 < row["test_accuracy"] <= 1 for row in optimizers)
     curves = (root / "metrics/optimizers_val_accuracy.csv").read_text().splitlines()
     epochs = SMALL_RUN["train.epochs"]
-    assert curves[0] == "epoch,val_accuracy,optimizer" and len(curves) == 1 + len(OPTIMIZERS) * epochs
+    assert curves[0] == "epoch,val_accuracy,optimizer" and len(curves) == 1 + len(SMALL_STUDY) * epochs
     assert "up to date" in run(["dvc", "status"], root)
     plots = run(["dvc", "plots", "show", "--json"], root)  # the README's command, as data
     for plot in ["metrics/train/dnn/plots", "metrics/confusion/dnn_dropout.csv", "metrics/optimizers_val_accuracy.csv"]:
