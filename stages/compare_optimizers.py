@@ -11,7 +11,7 @@ from mnist_dnn.runtime import ArgumentParser, run_stage
 
 
 def main(args):
-    study = load_params().optimizer_study
+    study = load_params(training=False).optimizer_study
     results, curves = {}, {}
     for name in study.optimizers:
         stage = f"optimizer_study@{name}"

@@ -11,7 +11,7 @@ from mnist_dnn.runtime import ArgumentParser, run_stage
 
 
 def main(args):
-    params = load_params()
+    params = load_params(training=False)
     device = select_device()
     model, record = load_as(args.model, params.model_spec(args.variant), params.trained_with(args.variant))
     (inputs, targets), = data.load_splits(args.test, device=device)

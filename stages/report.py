@@ -11,7 +11,7 @@ from mnist_dnn.runtime import ArgumentParser, run_stage
 
 
 def main(args):
-    params = load_params()
+    params = load_params(training=False)
     outputs.check_trained_with(params, args.eval)
     rows = outputs.read_summary(args.summary)
     images, labels = data.load_split(args.test)

@@ -9,7 +9,7 @@ from mnist_dnn.runtime import ArgumentParser, run_stage
 
 
 def main(args):
-    params = load_params()
+    params = load_params(training=False)
     outputs.check_trained_with(params, args.eval, args.seeds)
     accuracies = outputs.read_accuracies(params.variants, params.extra_seeds, args.eval, args.seeds)
     costs = outputs.read_costs(params.variants, params.extra_seeds, args.train_logs, args.seeds)

@@ -1,6 +1,8 @@
 import inspect
 import io
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -94,6 +96,24 @@ def test_each_hyperparameter_is_checked_by_the_table(tmp_path, optimizer, key, v
     with pytest.raises(UserError) as info:
         load_params(write_params(tmp_path / "params.yaml", raw))
     assert str(info.value) == f"{tmp_path / 'params.yaml'}: optimizer: {optimizer}: {expected}"
+
+
+def test_pytorch_judges_the_optimizers_where_params_are_read_for_training(tmp_path):
+    raw = real_params()
+    raw["optimizer"] = {"name": "sgd", "lr": 0.01, "nesterov": True}  # the table lets it through; SGD needs momentum
+    path = write_params(tmp_path / "params.yaml", raw)
+    with pytest.raises(UserError, match="optimizer: sgd: Nesterov momentum requires a momentum and zero dampening"):
+        load_params(path)
+    assert load_params(path, training=False).optimizer.hyperparameters == {"nesterov": True}
+
+
+def test_reading_params_and_a_model_for_evaluation_imports_no_torch_dynamo():
+    """torch._dynamo takes 2 s to import: the stages that do not train (evaluate, report, predict) never need it."""
+    code = ("import sys; from mnist_dnn.config import load_params; params = load_params(sys.argv[1], training=False); "
+            "[params.model_spec(v).shapes() for v in params.variants]; print(sorted(m for m in sys.modules "
+            "if m.startswith('torch._dynamo')))")
+    result = subprocess.run([sys.executable, "-c", code, str(PARAMS)], capture_output=True, text=True, check=True)
+    assert result.stdout == "[]\n"
 
 
 def test_the_class_still_checks_what_the_table_lets_through(tmp_path):

@@ -57,7 +57,7 @@ def load_model(args, root):
             raise UserError(f"{args.model}: holds {spec.variant}, not {args.variant[:80]!r} as --variant says")
         return model, spec, record["trained_with"]
     variant = args.variant or best_variant(root / paths.SUMMARY)
-    path, params = model_path(variant, root), load_params(root / "params.yaml")
+    path, params = model_path(variant, root), load_params(root / "params.yaml", training=False)
     spec = params.model_spec(variant)
     model, record = load_as(path, spec, params.trained_with(variant))
     return model, spec, record["trained_with"]

@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -122,7 +123,7 @@ class OptimizerParams(_Strict):
         return dict(self.model_extra)
 
     @model_validator(mode="after")
-    def _accepted_by_the_optimizer(self):
+    def _accepted_by_the_optimizer(self, info: ValidationInfo):
         switches = [key for key in self.hyperparameters if key in IMPLEMENTATION_SWITCHES]
         if switches:
             what = "chooses how PyTorch runs the step, not what it computes; the engine sets it"
@@ -131,6 +132,8 @@ class OptimizerParams(_Strict):
             _HYPERPARAMETER_MODELS[self.name].model_validate(self.hyperparameters)
         except ValidationError as err:
             raise ValueError(f"{self.name}: {describe(err)}") from None
+        if not (info.context or {}).get("training", True):
+            return self  # building one imports torch._dynamo (2 s); a stage that trains builds them all
         try:
             build_optimizer(self.name, [torch.zeros(1, requires_grad=True)], self.lr, **self.hyperparameters)
         except (TypeError, ValueError, RuntimeError) as err:
@@ -245,8 +248,9 @@ def expanded_size(node, limit):
     return count
 
 
-def load_params(path="params.yaml"):
-    """Read and validate ``path``; any problem is a one-line UserError naming the key and quoting ~80 characters."""
+def load_params(path="params.yaml", training=True):
+    """Read and validate ``path``; any problem is a one-line UserError naming the key and quoting ~80 characters.
+    With ``training`` PyTorch also builds each optimizer, to judge its hyperparameters as training will."""
     path = Path(path)
     try:
         info = path.stat()
@@ -257,7 +261,7 @@ def load_params(path="params.yaml"):
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: cannot read: {shorten(err, 2 * QUOTE_LIMIT)}") from None
-    return parse_params(text, path)
+    return parse_params(text, path, training)
 
 
 def read_yaml(text, where):
@@ -275,10 +279,10 @@ def read_yaml(text, where):
         raise UserError(f"{where}: cannot read: nested too deeply") from None
 
 
-def parse_params(text, where):
+def parse_params(text, where, training=True):
     """The params of the YAML ``text`` read from ``where``, validated as load_params does."""
     raw = read_yaml(text, where)
     try:
-        return Params.model_validate(raw)
+        return Params.model_validate(raw, context={"training": training})
     except ValidationError as err:
         raise UserError(f"{where}: {describe(err)}") from None

@@ -109,14 +109,16 @@ class ModelSpec(BaseModel):
         """Architecture, inits and dropout in a phrase, e.g. ``784→10, normal, normal biases, dropout 0``."""
         return f"{self.architecture}, {self.init}, {self.bias_init} biases, dropout {self.dropout_p:g}"
 
-    def build(self):
-        """A freshly initialised model, on the CPU, drawing its weights from PyTorch's global generator."""
+    def build(self, initialise=True):
+        """A freshly initialised model, on the CPU, drawing its weights from PyTorch's global generator; without
+        ``initialise``, with nn.Linear's default init (for its shapes)."""
         widths = [IN_FEATURES, *self.hidden, NUM_CLASSES]
         layers = []
         for i, (fan_in, fan_out) in enumerate(zip(widths, widths[1:])):
             linear = nn.Linear(fan_in, fan_out)
-            INITS[self.init](linear.weight)
-            BIAS_INITS[self.bias_init](linear.bias)
+            if initialise:
+                INITS[self.init](linear.weight)
+                BIAS_INITS[self.bias_init](linear.bias)
             layers.append(linear)
             if i < len(self.hidden):
                 layers.append(nn.ReLU())
@@ -125,9 +127,10 @@ class ModelSpec(BaseModel):
         return nn.Sequential(*layers)
 
     def shapes(self):
-        """Name → shape of each tensor of the model's state, from a build on the meta device (no memory, no RNG)."""
+        """Name → shape of each tensor of the model's state, from a build on the meta device (no memory, no RNG; and
+        no init: a normal init on the meta device imports torch._dynamo, 2 s)."""
         with torch.device("meta"):
-            return {name: tuple(t.shape) for name, t in self.build().state_dict().items()}
+            return {name: tuple(t.shape) for name, t in self.build(initialise=False).state_dict().items()}
 
     def save(self, model, path, numerics=None, trained_with=None):
         """Write ``model``'s weights to ``path`` as safetensors, with this spec, the ``numerics`` that computed them
