@@ -51,6 +51,18 @@ def plan(root, targets):
         return tasks, [stage.addressing for stage in order if stage in last]
 
 
+def up_to_date(root, tasks):
+    """The stages of ``tasks`` (upstream first) that `dvc repro` in the workspace at ``root`` would skip: unchanged,
+    as `dvc status` sees them, and so are all their upstream ones."""
+    with contextlib.chdir(root), Repo(".") as repo, repo.lock:  # as `dvc status` holds it
+        stages = {stage.addressing: stage for stage in repo.index.stages}
+        skipped = set()
+        for name, upstream in tasks:
+            if upstream <= skipped and not stages[name].changed():
+                skipped.add(name)
+        return skipped
+
+
 def plan_copy(root, files, targets):
     """:func:`plan` for the workspace as the snapshot ``files`` has it (params set), in a copy under ``root``."""
     (root / COPIES).mkdir(parents=True, exist_ok=True)
@@ -240,21 +252,26 @@ def repro(targets=(), jobs=1, address=None, force=False, dry=False, via_remote=F
     root = Path(root).resolve()
     files = snapshot(root, set_params(root / "params.yaml", params) if params else None)
     tasks, last = plan_copy(root, files, list(targets)) if params else plan(root, list(targets))
+    skipped = set() if params or force else up_to_date(root, tasks)  # a copy of -S params has no outputs: none
+    if skipped:
+        print(f"up to date: {', '.join(name for name, _ in tasks if name in skipped)}")
+        tasks = [(name, upstream - skipped) for name, upstream in tasks if name not in skipped]
     if dry:
         for name, upstream in tasks:
             print(f"{name}  (after {', '.join(sorted(upstream)) or 'nothing'})")
         then = f"`dvc exp run {exp_args(params)}`" if params else "`dvc repro` here"
         print(f"then {then}: {', '.join(last) or 'nothing to run'}, the rest restored from the run-cache")
         return
-    ray = start_ray(address, jobs)
-    run_id, entries = secrets.token_hex(4), {}
-    try:
-        run_tasks(ray, tasks, (files, remote_config(root)), root, run_id, jobs, via_remote, force, entries)
-    finally:
-        shutdown(ray)
-        shutil.rmtree(root / COPIES / run_id, ignore_errors=True)
-        if not params:
-            update_lock(root / "dvc.lock", entries)  # the stages done, as `dvc repro` keeps them after a failure
+    if tasks:
+        ray = start_ray(address, jobs)
+        run_id, entries = secrets.token_hex(4), {}
+        try:
+            run_tasks(ray, tasks, (files, remote_config(root)), root, run_id, jobs, via_remote, force, entries)
+        finally:
+            shutdown(ray)
+            shutil.rmtree(root / COPIES / run_id, ignore_errors=True)
+            if not params:
+                update_lock(root / "dvc.lock", entries)  # the stages done, as `dvc repro` keeps them after a failure
     if via_remote:
         subprocess.run([sys.executable, "-m", "mnist_dnn.cli", "pull-run-cache"], cwd=root, check=True)
     if params:
