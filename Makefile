@@ -34,7 +34,7 @@ verify: install  ## rerun the pipeline and prove it gives the committed results
 
 # Tests run on every core (pytest-xdist; more workers than cores measured slower: the stages keep the cores busy). Each
 # module that shares one pipeline run, and the tests on one Ray cluster, stay on one worker (xdist_group).
-PYTEST := pytest -n auto --dist loadgroup
+PYTEST := pytest -n auto --dist loadgroup --no-loadscope-reorder
 
 lint: install  ## ruff at the project's 120 columns (rules in pyproject.toml)
 	ruff check .

@@ -19,12 +19,33 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from contextlib import ExitStack, contextmanager
 
 import pytest
 from filelock import FileLock
 
 from helpers import MEMORY_CAP, SMALL_RUN, TIME_CAP, commit, copy_project, edit_yaml, run
+
+
+def pytest_collection_modifyitems(items):
+    """The order pytest-xdist's workers take the tests in (the Makefile turns its reordering off): first the largest
+    group, whose worker trains `trained_project` while the other workers run the tests that need no pipeline; then the
+    other groups (all end-to-end), the largest first; then the end-to-end tests of no group."""
+
+    def group(item):
+        marker = item.get_closest_marker("xdist_group")
+        return marker and (marker.kwargs.get("name") or marker.args[0])
+
+    size = Counter(group(item) for item in items if group(item))
+    first = max(size, key=size.get, default=None)
+
+    def rank(item):
+        if group(item):
+            return (0, 0) if group(item) == first else (2, -size[group(item)])
+        return (3, 0) if item.get_closest_marker("e2e") else (1, 0)
+
+    items.sort(key=rank)  # stable: each module's tests stay in their order
 
 
 def _cap_memory():
