@@ -78,6 +78,8 @@ def test_a_training_stage_killed_mid_run_leaves_no_partial_output(repo):
     model, log = root / "models/dnn.safetensors", root / "metrics/train/dnn"
     trained, evaluated = model.read_bytes(), (root / "metrics/eval/dnn.json").read_text()
     logged = files_in(log)
+    staging = ".dnn.safetensors.*.tmp"  # where the stage writes; a SIGKILL leaves its folder (files.atomic_outputs)
+    left = set(model.parent.glob(staging))  # by an earlier kill: waiting on those would not wait at all
     stage = subprocess.Popen(
         ["dvc", "repro", "--force", "--single-item", "train@dnn"],
         cwd=root, env=pipeline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -85,7 +87,7 @@ def test_a_training_stage_killed_mid_run_leaves_no_partial_output(repo):
     )
     try:
         deadline = time.monotonic() + 300
-        while not list(model.parent.glob(".dnn.safetensors.*.tmp")):  # training, into the staging folders
+        while not set(model.parent.glob(staging)) - left:  # training, into a staging folder of its own
             assert stage.poll() is None and time.monotonic() < deadline, stage.communicate()[0]
             time.sleep(0.01)
     finally:
