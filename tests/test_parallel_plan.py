@@ -2,6 +2,8 @@
 failed stage, and how it hands dvc.lock entries on; no Ray."""
 
 import io
+import subprocess
+import sys
 import tarfile
 
 import pytest
@@ -10,7 +12,7 @@ from ruamel.yaml import YAML
 
 from helpers import REPO
 from mnist_dnn.errors import UserError
-from mnist_dnn.parallel import error_line, lock_entries, plan, repro, set_params, snapshot, update_lock
+from mnist_dnn.parallel import error_line, lock_entries, plan, repro, set_params, snapshot, up_to_date, update_lock
 
 
 def test_every_stage_waits_for_the_stages_it_reads_from_and_comes_after_them():
@@ -128,3 +130,18 @@ def test_with_params_set_the_plan_has_the_stages_they_make_and_the_workspace_is_
     assert printed[-1].startswith("then `dvc exp run -S 'extra_seeds=[3]'`: nothing to run")
     assert (REPO / "params.yaml").read_bytes() == before
     assert not any((REPO / ".dvc/tmp/repro").glob("plan.*"))
+
+
+def test_a_workspace_another_dvc_command_holds_is_one_line(tmp_path):
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text("stages:\n  hello:\n    cmd: echo hi > hi.txt\n    outs: [hi.txt]\n")
+    hold = "from dvc.repo import Repo; repo = Repo('.'); repo.lock.lock(); print('held', flush=True); input()"
+    holder = subprocess.Popen([sys.executable, "-c", hold], cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(UserError, match=r"^dvc status: .*lock"):
+            up_to_date(tmp_path, [("hello", set())])
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert up_to_date(tmp_path, [("hello", set())]) == set()  # hi.txt is missing: the stage is not up to date

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import networkx as nx
 from dvc.config import Config
+from dvc.exceptions import DvcException
 from dvc.repo import Repo
 from ruamel.yaml import YAML, YAMLError
 
@@ -54,13 +55,16 @@ def plan(root, targets):
 def up_to_date(root, tasks):
     """The stages of ``tasks`` (upstream first) that `dvc repro` in the workspace at ``root`` would skip: unchanged,
     as `dvc status` sees them, and so are all their upstream ones."""
-    with contextlib.chdir(root), Repo(".") as repo, repo.lock:  # as `dvc status` holds it
-        stages = {stage.addressing: stage for stage in repo.index.stages}
-        skipped = set()
-        for name, upstream in tasks:
-            if upstream <= skipped and not stages[name].changed():
-                skipped.add(name)
-        return skipped
+    try:
+        with contextlib.chdir(root), Repo(".") as repo, repo.lock:  # as `dvc status` holds it
+            stages = {stage.addressing: stage for stage in repo.index.stages}
+            skipped = set()
+            for name, upstream in tasks:
+                if upstream <= skipped and not stages[name].changed():
+                    skipped.add(name)
+            return skipped
+    except DvcException as err:  # another DVC command holds the workspace
+        raise UserError(f"dvc status: {one_line(err)}") from None
 
 
 def plan_copy(root, files, targets):
