@@ -33,7 +33,8 @@ verify: install  ## rerun the pipeline and prove it gives the committed results
 	python -m mnist_dnn.verify
 
 # Tests run on every core (pytest-xdist; more workers than cores measured slower: the stages keep the cores busy). Each
-# module that shares one pipeline run, and the tests on one Ray cluster, stay on one worker (xdist_group).
+# module that shares one pipeline run, and the tests on one Ray cluster, stay on one worker (xdist_group); the order
+# the workers take them in is tests/conftest.py's, not xdist's (--no-loadscope-reorder).
 PYTEST := pytest -n auto --dist loadgroup --no-loadscope-reorder
 
 lint: install  ## ruff at the project's 120 columns (rules in pyproject.toml)
