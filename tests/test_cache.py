@@ -6,6 +6,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -37,6 +38,17 @@ def mnist_dnn(capsys, monkeypatch):
         return SimpleNamespace(returncode=status, stdout=out, stderr=err)
 
     return run_cli
+
+
+def test_the_commands_that_read_only_records_import_no_torch(tmp_path):
+    """torch takes 2 s to import: `mnist-dnn` repro, pull-run-cache, push-run-cache and verify-cache, which read at
+    most a model file's record, never import it."""
+    SPEC.save(SPEC.build(), tmp_path / "m.safetensors")
+    code = ("import sys; from mnist_dnn import cli, parallel, sharing; record = sharing.read_record(sys.argv[1]); "
+            "print(record['spec']['variant'], sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.safetensors")], capture_output=True,
+                            text=True, check=True)
+    assert result.stdout == "softmax []\n"
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ import torch
 from ruamel.yaml import YAML
 
 from helpers import DELETE, DROPOUT_VARIANT, REPO, VARIANTS, set_key
-from mnist_dnn.config import IMPLEMENTATION_SWITCHES, MAX_YAML_NODES, load_params, quote
-from mnist_dnn.errors import UserError
+from mnist_dnn.config import IMPLEMENTATION_SWITCHES, load_params
+from mnist_dnn.errors import UserError, quote
 from mnist_dnn.optimizers import HYPERPARAMETERS, OPTIMIZERS
+from mnist_dnn.yaml_file import MAX_YAML_NODES
 
 PARAMS = REPO / "params.yaml"
 

@@ -8,10 +8,11 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from mnist_dnn import models
+from mnist_dnn import model_file, models
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import METADATA_KEY, SPEC_ONLY_KEY, Dropout, ModelSpec, read_record, tensor_digest
+from mnist_dnn.model_file import METADATA_KEY, SPEC_ONLY_KEY, read_record, tensor_digest
+from mnist_dnn.models import Dropout, ModelSpec
 
 PARAMS = load_params(Path(__file__).parents[1] / "params.yaml")
 
@@ -361,8 +362,8 @@ def write_header_only(path, entries):
 def test_a_header_longer_than_any_models_is_refused_before_safetensors_reads_it(tmp_path, monkeypatch):
     path = tmp_path / "m.safetensors"
     write_header_only(path, 20_000)
-    monkeypatch.setattr(models, "safe_open", lambda *args, **kwargs: pytest.fail("safetensors parsed the header"))
-    for read in (ModelSpec.load, models.read_record):
+    monkeypatch.setattr(model_file, "safe_open", lambda *args, **kwargs: pytest.fail("safetensors parsed the header"))
+    for read in (ModelSpec.load, read_record):
         with pytest.raises(UserError, match=rf"^{path}: not a mnist_dnn model file \(a safetensors header of [\d,]+ "
                                             r"bytes, over the 1,048,576 allowed\)$"):
             read(path)
@@ -385,5 +386,5 @@ def test_the_largest_model_has_a_header_well_within_the_bound(tmp_path):
     path = tmp_path / "deep.safetensors"
     spec.save(spec.build(), path, numerics={"k" * 100: "v" * 3000})
     header = struct.unpack("<Q", path.read_bytes()[:8])[0]
-    assert header < models.MAX_HEADER_BYTES / 50
+    assert header < model_file.MAX_HEADER_BYTES / 50
     assert ModelSpec.load(path)[1] == spec

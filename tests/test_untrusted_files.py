@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mnist_dnn import cli, data, models
+from mnist_dnn import cli, data, model_file, models
 from mnist_dnn.errors import UserError
 
 
@@ -63,6 +63,6 @@ def test_model_file_with_forged_metadata_is_refused(tmp_path):
     state = models.ModelSpec(variant="x", hidden=(8,), init="normal").build().state_dict()
     path = tmp_path / "forged.safetensors"
     forged = {"variant": "x", "hidden": [-5], "init": "normal", "dropout_p": 0.0}
-    save_file(state, path, metadata={models.METADATA_KEY: json.dumps({"spec": forged, "numerics": {}})})
+    save_file(state, path, metadata={model_file.METADATA_KEY: json.dumps({"spec": forged, "numerics": {}})})
     with pytest.raises(UserError, match="not a mnist_dnn model file"):
         models.ModelSpec.load(path)

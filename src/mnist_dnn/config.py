@@ -1,7 +1,6 @@
 """params.yaml: load it the way DVC does (YAML 1.2) and validate it before a stage does any work."""
 
 import re
-import reprlib
 import stat
 from pathlib import Path
 from typing import Annotated
@@ -18,35 +17,18 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from ruamel.yaml import YAML, YAMLError
 
 from mnist_dnn import provenance
-from mnist_dnn.errors import UserError, one_line
+from mnist_dnn.errors import QUOTE_LIMIT, UserError, quote, shorten
 from mnist_dnn.kinds import Fraction, Positive
 from mnist_dnn.models import BIAS_INITS, INITS, MAX_LAYERS, NAME_PATTERN, ModelSpec, check_size
 from mnist_dnn.optimizers import HYPERPARAMETERS, OPTIMIZERS, build_optimizer
+from mnist_dnn.yaml_file import read_yaml
 
-MAX_YAML_NODES = 10_000  # params.yaml has ~100 nodes: anchors and aliases may repeat a value, not multiply it
 MAX_PARAMS_BYTES = 2**20  # params.yaml is ~3 KB
-QUOTE_LIMIT = 80  # characters of the user's input that an error message repeats
 NAME = re.compile(NAME_PATTERN)
 MAX_WIDTH = 65_536  # units in one hidden layer
 IMPLEMENTATION_SWITCHES = ("foreach", "fused", "capturable", "differentiable")  # how PyTorch runs a step
-
-_repr = reprlib.Repr()  # repr that stops early however large or deep the value: a billion laughs quotes in a line
-_repr.maxlevel, _repr.maxstring, _repr.maxother, _repr.maxlong = 2, QUOTE_LIMIT, QUOTE_LIMIT, QUOTE_LIMIT
-
-
-def shorten(text, limit=QUOTE_LIMIT):
-    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
-    text = one_line(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def quote(value):
-    """``repr(value)`` in at most QUOTE_LIMIT characters, computed without ever building a longer one."""
-    return shorten(_repr.repr(value))
-
 
 def _one_of(names, what):
     """A validator that accepts only the keys of ``names``."""
@@ -237,17 +219,6 @@ class Params(_Strict):
                          dropout_p=dropout_p)
 
 
-def expanded_size(node, limit):
-    """How many nodes the YAML ``node`` holds with every alias expanded, counted up to ``limit + 1`` at most."""
-    pending, count = [node], 0
-    while pending and count <= limit:
-        node = pending.pop()
-        count += 1
-        if isinstance(node.value, list):  # a sequence's nodes, or a mapping's (key, value) pairs
-            pending.extend(part for item in node.value for part in (item if isinstance(item, tuple) else (item,)))
-    return count
-
-
 def load_params(path="params.yaml", training=True):
     """Read and validate ``path``; any problem is a one-line UserError naming the key and quoting ~80 characters.
     With ``training`` PyTorch also builds each optimizer, to judge its hyperparameters as training will."""
@@ -262,21 +233,6 @@ def load_params(path="params.yaml", training=True):
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: cannot read: {shorten(err, 2 * QUOTE_LIMIT)}") from None
     return parse_params(text, path, training)
-
-
-def read_yaml(text, where):
-    """The YAML ``text`` read from ``where``, as plain data, within MAX_YAML_NODES once its aliases are expanded; a
-    one-line UserError otherwise."""
-    yaml = YAML(typ="safe", pure=True)
-    try:
-        node = yaml.compose(text)
-        if node is not None and expanded_size(node, MAX_YAML_NODES) > MAX_YAML_NODES:
-            raise UserError(f"{where}: its aliases expand it to more than {MAX_YAML_NODES} YAML nodes")
-        return yaml.load(text)
-    except YAMLError as err:
-        raise UserError(f"{where}: cannot read: {shorten(err, 2 * QUOTE_LIMIT)}") from None
-    except RecursionError:
-        raise UserError(f"{where}: cannot read: nested too deeply") from None
 
 
 def parse_params(text, where, training=True):

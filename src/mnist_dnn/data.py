@@ -5,7 +5,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import check_header
+from mnist_dnn.model_file import check_header
 
 
 def load_mnist(root, train, limit=None):

@@ -2,6 +2,11 @@
 with exit status 2."""
 
 import os
+import reprlib
+
+QUOTE_LIMIT = 80  # characters of the user's input that an error message repeats
+_repr = reprlib.Repr()  # repr that stops early however large or deep the value: a billion laughs quotes in a line
+_repr.maxlevel, _repr.maxstring, _repr.maxother, _repr.maxlong = 2, QUOTE_LIMIT, QUOTE_LIMIT, QUOTE_LIMIT
 
 
 class UserError(Exception):
@@ -11,6 +16,17 @@ class UserError(Exception):
 def one_line(text):
     """``str(text)`` with every run of whitespace, newlines included, made one space."""
     return " ".join(str(text).split())
+
+
+def shorten(text, limit=QUOTE_LIMIT):
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    text = one_line(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quote(value):
+    """``repr(value)`` in at most QUOTE_LIMIT characters, computed without ever building a longer one."""
+    return shorten(_repr.repr(value))
 
 
 def environment_choice(name, choices, default):

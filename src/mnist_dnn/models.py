@@ -1,34 +1,23 @@
-"""The lecture's models: a ModelSpec builds each one, and saves and loads itself with its weights (safetensors)."""
+"""The lecture's models: a ModelSpec builds each one, and saves and loads itself with its weights (model_file)."""
 
-import hashlib
 import json
-import struct
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from mnist_dnn import provenance
-from mnist_dnn.errors import UserError, one_line
+from mnist_dnn import model_file, provenance
+from mnist_dnn.errors import UserError
 
 IN_FEATURES = 28 * 28
 NUM_CLASSES = 10
-# The metadata: one key (safetensors writes several in a random order) holding {"spec", "numerics", "sha256",
-# "trained_with"}, the numerics being what decided the weights' float bits (numerics.recorded), the sha256 the weights'
-# digest (tensor_digest), so that a corrupt copy is refused rather than served, and trained_with the params and seed
-# the model was trained with (provenance.record). Older files lack trained_with, or hold the spec alone.
-METADATA_KEY = "mnist_dnn"
-SPEC_ONLY_KEY = "mnist_dnn.spec"
 NAME_PATTERN = r"[a-z][a-z0-9_]{0,63}"  # variant and optimizer names: they become file and stage names
 MAX_LAYERS = 64
 MAX_PARAMETERS = 50_000_000  # 200 MB of fp32 weights; training holds ~4 times that (gradients, Adam's moments)
-MAX_METADATA_BYTES = 4096
-MAX_HEADER_BYTES = 2**20  # a model's safetensors header: ~100 bytes a tensor, at most 130 tensors, and metadata
 
 
 def check_size(hidden):
@@ -136,10 +125,11 @@ class ModelSpec(BaseModel):
         """Write ``model``'s weights to ``path`` as safetensors, with this spec, the ``numerics`` that computed them
         (a dict, see numerics.recorded) and what it was ``trained_with`` (provenance.record) as metadata."""
         state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-        record = {"spec": self.model_dump(mode="json"), "numerics": numerics or {}, "sha256": tensor_digest(state)}
+        record = {"spec": self.model_dump(mode="json"), "numerics": numerics or {},
+                  "sha256": model_file.tensor_digest(state)}
         if trained_with is not None:
             record["trained_with"] = trained_with
-        save_file(state, path, metadata={METADATA_KEY: json.dumps(record, sort_keys=True)})
+        save_file(state, path, metadata={model_file.METADATA_KEY: json.dumps(record, sort_keys=True)})
 
     @classmethod
     def load(cls, path):
@@ -149,7 +139,7 @@ class ModelSpec(BaseModel):
 
     @classmethod
     def load_with_record(cls, path):
-        """The model saved at ``path``, its spec and its metadata record (see _record); never unpickles.
+        """The model saved at ``path``, its spec and its metadata record (model_file.metadata_record); never unpickles.
 
         The file's size, its header's length, its metadata and the tensor shapes and dtypes in its header are
         checked against each other before any weight is read; the weights must match their digest and be finite.
@@ -160,8 +150,8 @@ class ModelSpec(BaseModel):
         size = path.stat().st_size
         if size > 4 * MAX_PARAMETERS + 2**20:
             raise UserError(f"{path}: {size:,} bytes, larger than any model file can be")
-        with _opened(path) as f:
-            record = _record(f.metadata() or {})
+        with model_file.opened(path, framework="pt") as f:
+            record = model_file.metadata_record(f.metadata() or {})
             spec = cls._from_record(record)
             slices = {name: f.get_slice(name) for name in f.keys()}
             found = {name: (s.get_dtype(), tuple(s.get_shape())) for name, s in slices.items()}
@@ -170,7 +160,7 @@ class ModelSpec(BaseModel):
                 difference = _difference(found, expected)
                 raise UserError(f"weights do not match the architecture in its metadata ({difference})")
             state = {name: f.get_tensor(name) for name in f.keys()}
-            check_digest(state, record)
+            model_file.check_digest(state, record)
         for name, tensor in state.items():
             if not torch.isfinite(tensor).all():
                 raise UserError(f"{path}: weights are not finite (NaN or infinity in {name})")
@@ -200,82 +190,6 @@ def load_as(path, spec, trained_with):
                         f"({spec.layout}); run `{retrain}`")
     provenance.check(record["trained_with"], trained_with, path, retrain)
     return model, record
-
-
-def _record(metadata):
-    """The mnist_dnn record in a model file's metadata: ``{"spec", "numerics", "trained_with"}`` and the weights'
-    ``sha256`` (trained_with None, and no sha256, in older files); a UserError if there is none."""
-    raw = metadata.get(METADATA_KEY)
-    spec_only = metadata.get(SPEC_ONLY_KEY)
-    text = spec_only if raw is None else raw
-    if text is None:
-        raise UserError(f"not a mnist_dnn model file (no {METADATA_KEY} in its metadata)")
-    if len(text) > MAX_METADATA_BYTES:
-        raise UserError(f"not a mnist_dnn model file ({len(text):,} bytes of metadata)")
-    try:
-        record = json.loads(text)
-    except ValueError as err:
-        raise UserError(f"not a mnist_dnn model file (metadata: {one_line(err)})") from None
-    if raw is None:
-        return {"spec": record, "numerics": {}, "trained_with": None}
-    if not isinstance(record, dict) or not isinstance(record.get("numerics"), dict) or "spec" not in record:
-        raise UserError(f"not a mnist_dnn model file (metadata {METADATA_KEY} is not a record of spec and numerics)")
-    if record.get("trained_with") is not None:
-        try:
-            provenance.checked(record["trained_with"])
-        except UserError as err:
-            raise UserError(f"not a mnist_dnn model file (metadata {err})") from None
-    return {"trained_with": None, **record}
-
-
-def tensor_digest(state):
-    """SHA-256 of ``state``'s CPU tensors, in name order: each one's name, dtype, shape and bytes."""
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name].contiguous()
-        digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
-
-
-def check_digest(state, record):
-    """A UserError unless ``state`` matches the digest in a model file's ``record`` (files written before digests
-    have none, and load as they are)."""
-    expected = record.get("sha256")
-    if expected is not None and tensor_digest(state) != expected:
-        raise UserError("weights do not match their digest (corrupt copy; run dvc checkout --relink or dvc pull)")
-
-
-def check_header(path, kind="mnist_dnn model file"):
-    """A UserError (not a ``kind``) if the safetensors header of ``path`` is longer than any of this project's files
-    needs: read before safetensors parses it, since its memory grows with the number of tensors the header lists."""
-    with open(path, "rb") as f:
-        prefix = f.read(8)
-    length = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else 0
-    if length > MAX_HEADER_BYTES:
-        raise UserError(f"not a {kind} (a safetensors header of {length:,} bytes, over the {MAX_HEADER_BYTES:,} "
-                        "allowed)")
-
-
-@contextmanager
-def _opened(path):
-    """The model file ``path`` opened with safetensors once its header's length is checked; any failure inside is a
-    UserError naming the file."""
-    try:
-        check_header(path)
-        with safe_open(path, framework="pt") as f:
-            yield f
-    except UserError as err:
-        raise UserError(f"{path}: {err}") from None
-    except (OSError, SafetensorError) as err:
-        raise UserError(f"{path}: not a mnist_dnn model file ({type(err).__name__}: {one_line(err)})") from None
-
-
-def read_record(path):
-    """The record in the model file at ``path``: its spec, numerics (empty in older files) and trained_with (None in
-    older files); the weights are not read."""
-    with _opened(path) as f:
-        return _record(f.metadata() or {})
 
 
 def _difference(found, expected):

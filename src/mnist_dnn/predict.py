@@ -1,5 +1,10 @@
-"""Get one and predict: safe image loading, MNIST-style preprocessing, top-k predictions, terminal art."""
+"""`mnist-dnn predict`: the model to use, safe image loading, MNIST-style preprocessing, top-k predictions, terminal
+art."""
 
+import json
+import os
+import random
+import re
 import warnings
 from pathlib import Path
 
@@ -7,8 +12,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mnist_dnn import data, outputs, paths, provenance
+from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
 from mnist_dnn.evaluation import predict_logits
+from mnist_dnn.models import NAME_PATTERN, ModelSpec, load_as
 
 MAX_IMAGE_BYTES = 10 * 2**20
 MAX_PIXELS = 4096 * 4096  # decoded at up to 4 bytes a pixel: 64 MB, and ~0.3 GB at the peak of preprocessing
@@ -103,3 +111,88 @@ def terminal_art(image):
     """The 28×28 image as 28 lines of text, two characters per pixel, darker ink as denser characters."""
     levels = (image.int() * len(ART_RAMP) // 256).tolist()
     return ["".join(ART_RAMP[level] * 2 for level in row) for row in levels]
+
+
+def project_root(start="."):
+    """The nearest folder at or above ``start`` that holds dvc.yaml, as a path relative to ``start``; ``start``
+    itself outside a project (a model fetched with `dvc get`)."""
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file():
+            return Path(os.path.relpath(folder, here))
+    return Path(start)
+
+
+def best_variant(summary_path=paths.SUMMARY):
+    """The variant with the highest reproduced accuracy in the committed summary."""
+    rows = outputs.read_json(summary_path, outputs.Ranking, "dvc repro summarize")
+    return max(rows, key=lambda row: row["reproduced_accuracy"])["variant"]
+
+
+def test_image(index, seed, split=paths.TEST_SPLIT):
+    """Test image ``index`` (or a seeded random one when ``index`` is None) of ``split``, and its label."""
+    images, labels = data.load_split(split)
+    if index is None:
+        index = random.Random(seed).randrange(len(images))
+    if not 0 <= index < len(images):
+        raise UserError(f"--index {index}: the test set has images 0 to {len(images) - 1}")
+    return index, images[index], int(labels[index])
+
+
+def model_path(variant, root=Path(".")):
+    """``models/<variant>.safetensors`` under ``root``, for a variant name that cannot lead out of models/."""
+    if not re.fullmatch(NAME_PATTERN, variant):
+        raise UserError(f"{variant[:80]!r}: not a variant name (lowercase letters, digits and _)")
+    return root / paths.model_file(variant)
+
+
+def load_model(args, root):
+    """The model ``args`` name, its spec and what it was trained with: a variant's is refused unless params.yaml
+    trains it so; a ``--model`` file is checked against its own record only, since it may come from elsewhere."""
+    if args.model:
+        model, spec, record = ModelSpec.load_with_record(args.model)
+        if args.variant and spec.variant != args.variant:
+            raise UserError(f"{args.model}: holds {spec.variant}, not {args.variant[:80]!r} as --variant says")
+        return model, spec, record["trained_with"]
+    variant = args.variant or best_variant(root / paths.SUMMARY)
+    path, params = model_path(variant, root), load_params(root / "params.yaml", training=False)
+    spec = params.model_spec(variant)
+    model, record = load_as(path, spec, params.trained_with(variant))
+    return model, spec, record["trained_with"]
+
+
+def run_predict(args):
+    """Predict one image as ``args`` ask, and print the result as text or JSON; run from the project's root or any
+    folder below it."""
+    for option in ("variant", "model", "image"):
+        if getattr(args, option) == "":
+            raise UserError(f"--{option}: an empty value names nothing")
+    root = project_root()
+    model, spec, trained_with = load_model(args, root)
+    if args.image is not None:
+        source, image, label = args.image, to_mnist(load_image(args.image)), None
+    else:
+        index, image, label = test_image(args.index, args.seed, root / paths.TEST_SPLIT)
+        source = f"test image {index}"
+    top3 = top_k(model, image, k=3)
+    result = {
+        "variant": spec.variant,
+        "trained_with": trained_with,
+        "source": source,
+        "label": label,
+        "prediction": top3[0][0],
+        "top3": [{"digit": digit, "probability": p} for digit, p in top3],
+        "image": terminal_art(image),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2, allow_nan=False))
+        return
+    print(f"variant:    {result['variant']}")
+    if trained_with is not None:
+        print(f"trained:    {provenance.describe(trained_with)}")
+    print(f"image:      {source}")
+    if label is not None:
+        print(f"label:      {label}")
+    print(f"prediction: {result['prediction']}")
+    print("top 3:      " + ", ".join(f"{digit} ({p:.2%})" for digit, p in top3))
+    print("\n".join(result["image"]))

@@ -30,9 +30,9 @@ from dvc_data.hashfile.hash import file_md5
 from voluptuous import Invalid
 
 from mnist_dnn import paths, provenance
-from mnist_dnn.config import read_yaml
 from mnist_dnn.errors import UserError, one_line
-from mnist_dnn.models import read_record
+from mnist_dnn.model_file import read_record
+from mnist_dnn.yaml_file import read_yaml
 
 
 def run_cache_entries(repo):
