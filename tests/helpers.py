@@ -95,6 +95,21 @@ def edit_yaml(path, changes):
     yaml.dump(tree, path)
 
 
+def cut_variants(root, variants, optimizers):
+    """Cut the project at ``root`` to ``variants`` of the table and ``optimizers`` of the study: the params keyed by
+    either, and dvc.yaml's foreach of the train stages (its own layout kept, so that the diff is the lines cut)."""
+    yaml = YAML()
+    params = yaml.load(root / "params.yaml")
+    for key in ("variants", "lecture_accuracy", "lecture_cost"):  # the params keyed by variant
+        params[key] = {k: params[key][k] for k in variants}
+    params["optimizer_study"]["optimizers"] = {k: params["optimizer_study"]["optimizers"][k] for k in optimizers}
+    yaml.dump(params, root / "params.yaml")
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    pipeline = yaml.load(root / "dvc.yaml")
+    pipeline["stages"]["train"]["foreach"] = {k: pipeline["stages"]["train"]["foreach"][k] for k in variants}
+    yaml.dump(pipeline, root / "dvc.yaml")
+
+
 def pipeline_env():
     """This environment with the venv's tools first on PATH, and an absolute $MNIST_MIRROR."""
     env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONUNBUFFERED="1")

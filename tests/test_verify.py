@@ -8,9 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from ruamel.yaml import YAML
 
-from helpers import commit, pipeline_env, run
+from helpers import commit, cut_variants, pipeline_env, run
 from mnist_dnn import verify
 from mnist_dnn.errors import UserError
 
@@ -103,18 +102,9 @@ def committed(trained_project, tmp_path_factory):
     among them) and one optimizer in the study, with the committed seed noise made 1 pp per variant."""
     root = tmp_path_factory.mktemp("verify") / "mnist-dnn"
     shutil.copytree(trained_project[0], root, symlinks=True)
-    yaml = YAML()
-    params = yaml.load(root / "params.yaml")
-    for key in ("variants", "lecture_accuracy", "lecture_cost"):  # the params keyed by variant
-        params[key] = {k: params[key][k] for k in VARIANTS}
-    params["optimizer_study"]["optimizers"] = {k: params["optimizer_study"]["optimizers"][k] for k in ("adam",)}
-    yaml.dump(params, root / "params.yaml")
-    yaml.indent(mapping=2, sequence=4, offset=2)  # dvc.yaml's own layout: the diff is the lines cut
-    pipeline = yaml.load(root / "dvc.yaml")
-    pipeline["stages"]["train"]["foreach"] = {k: pipeline["stages"]["train"]["foreach"][k] for k in VARIANTS}
-    yaml.dump(pipeline, root / "dvc.yaml")
+    cut_variants(root, VARIANTS, ["adam"])
     committed_noise = json.loads((root / "metrics/seed_noise.json").read_text())  # whole rows: the report checks them
-    seed_noise = [dict(row, std=0.01) for row in committed_noise if row["variant"] in params["variants"]]
+    seed_noise = [dict(row, std=0.01) for row in committed_noise if row["variant"] in VARIANTS]
     (root / "metrics/seed_noise.json").write_text(json.dumps(seed_noise))
     run(["dvc", "repro", "-q"], root)  # only what these edits touch: the table, the study's and the report
     commit(root, "committed run")
