@@ -11,6 +11,7 @@ if (workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))) > 1:
 import mnist_dnn  # noqa: E402, F401, I001  it sets the portable CPU numerics before anything imports torch
 
 import importlib.util
+import json
 import resource
 import shutil
 import socket
@@ -25,7 +26,17 @@ from contextlib import ExitStack, contextmanager
 import pytest
 from filelock import FileLock
 
-from helpers import MEMORY_CAP, SMALL_RUN, TIME_CAP, commit, copy_project, edit_yaml, run
+from helpers import (
+    CUT_VARIANTS,
+    MEMORY_CAP,
+    SMALL_RUN,
+    TIME_CAP,
+    commit,
+    copy_project,
+    cut_variants,
+    edit_yaml,
+    run,
+)
 
 
 def pytest_collection_modifyitems(items):
@@ -89,6 +100,29 @@ def trained_project(tmp_path_factory, worker_id):
             commit(root, "the small run")
             output.write_text(run(["dvc", "repro"], root))
     return root, output.read_text()
+
+
+@pytest.fixture(scope="session")
+def cut_project(trained_project, tmp_path_factory, worker_id):
+    """The trained project cut to helpers.CUT_VARIANTS and one optimizer, its table, study and report made again from
+    the trained stages (restored, not retrained), its seed noise 1 pp per variant, committed: a whole pipeline of 10
+    stages, for the tests that run all of it again (make verify's, `mnist-dnn repro`'s). Made once per test run."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent
+    root = shared / "cut" / "mnist-dnn"
+    with FileLock(shared / "cut.lock"):
+        if not (root.parent / "done").is_file():
+            shutil.rmtree(root.parent, ignore_errors=True)
+            shutil.copytree(trained_project[0], root, symlinks=True)
+            cut_variants(root, CUT_VARIANTS, ["adam"])
+            noise = json.loads((root / "metrics/seed_noise.json").read_text())  # whole rows: the report checks them
+            rows = [dict(row, std=0.01) for row in noise if row["variant"] in CUT_VARIANTS]
+            (root / "metrics/seed_noise.json").write_text(json.dumps(rows))
+            run(["dvc", "repro", "-q"], root)  # only what the cut touches: the table, the study's and the report
+            commit(root, "the small run, cut")
+            (root.parent / "done").touch()
+    return root
 
 
 # ---- servers for tests/test_sharing.py --------------------------------------------------------------------

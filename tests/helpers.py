@@ -33,6 +33,8 @@ SMALL_RUN = {"train.epochs": 5, "data.limit": 12_000, "data.val_size": 1000} | {
     if name not in SMALL_STUDY
 }
 VARIANTS = list(PARAMS.variants)  # the table's variants, in its order
+# conftest's cut_project keeps two: the optimizer study's, and the dropout one (which make verify trains twice)
+CUT_VARIANTS = [PARAMS.optimizer_study.variant, "dnn_dropout"]
 DROPOUT_VARIANT = next(name for name, variant in PARAMS.variants.items() if variant.dropout)  # reads keep_prob
 
 
@@ -97,7 +99,10 @@ def edit_yaml(path, changes):
 
 def cut_variants(root, variants, optimizers):
     """Cut the project at ``root`` to ``variants`` of the table and ``optimizers`` of the study: the params keyed by
-    either, and dvc.yaml's foreach of the train stages (its own layout kept, so that the diff is the lines cut)."""
+    either, dvc.yaml's foreach of the train stages (its own layout kept, so that the diff is the lines cut), and the
+    outputs that dvc.lock names of the stages cut (their folders' hashes would count them)."""
+    lock = root / "dvc.lock"
+    before = YAML(typ="safe").load(lock)["stages"] if lock.exists() else {}
     yaml = YAML()
     params = yaml.load(root / "params.yaml")
     for key in ("variants", "lecture_accuracy", "lecture_cost"):  # the params keyed by variant
@@ -108,6 +113,11 @@ def cut_variants(root, variants, optimizers):
     pipeline = yaml.load(root / "dvc.yaml")
     pipeline["stages"]["train"]["foreach"] = {k: pipeline["stages"]["train"]["foreach"][k] for k in variants}
     yaml.dump(pipeline, root / "dvc.yaml")
+    with Repo(str(root)) as repo:
+        kept = {stage.addressing for stage in repo.index.stages}
+    for out in (out for name, entry in before.items() if name not in kept for out in entry.get("outs", [])):
+        path = root / out["path"]
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def pipeline_env():

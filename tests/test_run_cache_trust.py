@@ -31,12 +31,18 @@ def origin(trained_project, tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def remote(origin, tmp_path):
-    """A folder remote holding everything ``origin`` ran: its outputs and run-cache entries."""
-    folder = tmp_path / "shared-remote"
+@pytest.fixture(scope="module")
+def pushed(origin):
+    """The folder that ``origin`` pushed everything it ran to: its outputs and run-cache entries."""
     assert mnist_dnn(origin, "push-run-cache", "-r", "storage").returncode == 0  # the default: ../mnist-dnn-storage
-    shutil.copytree(origin.parent / "mnist-dnn-storage", folder)
+    return origin.parent / "mnist-dnn-storage"
+
+
+@pytest.fixture
+def remote(pushed, tmp_path):
+    """A folder remote of this test's own, holding everything ``origin`` ran."""
+    folder = tmp_path / "shared-remote"
+    shutil.copytree(pushed, folder)
     return folder
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from helpers import commit, cut_variants, pipeline_env, run
+from helpers import commit, pipeline_env, run
 from mnist_dnn import verify
 from mnist_dnn.errors import UserError
 
@@ -88,26 +88,16 @@ def test_the_determinism_rerun_takes_another_thread_count():
 
 # ---- end to end: make verify in a committed small run of the project --------------------------------------------
 
-VARIANTS = ["nn_xavier", "dnn_dropout"]  # the committed run's: the optimizer study's, and the one verify trains twice
-
-
 def run_verify(root, **env):
     return subprocess.run([sys.executable, "-m", "mnist_dnn.verify"], cwd=root, env=pipeline_env() | env,
                           capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
-def committed(trained_project, tmp_path_factory):
-    """A committed copy of the trained project (helpers.SMALL_RUN) cut to two variants (the one verify trains twice
-    among them) and one optimizer in the study, with the committed seed noise made 1 pp per variant."""
+def committed(cut_project, tmp_path_factory):
+    """A copy of the cut project (two variants, one optimizer, seed noise 1 pp per variant): the committed run."""
     root = tmp_path_factory.mktemp("verify") / "mnist-dnn"
-    shutil.copytree(trained_project[0], root, symlinks=True)
-    cut_variants(root, VARIANTS, ["adam"])
-    committed_noise = json.loads((root / "metrics/seed_noise.json").read_text())  # whole rows: the report checks them
-    seed_noise = [dict(row, std=0.01) for row in committed_noise if row["variant"] in VARIANTS]
-    (root / "metrics/seed_noise.json").write_text(json.dumps(seed_noise))
-    run(["dvc", "repro", "-q"], root)  # only what these edits touch: the table, the study's and the report
-    commit(root, "committed run")
+    shutil.copytree(cut_project, root, symlinks=True)
     return root
 
 
