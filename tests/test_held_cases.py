@@ -30,14 +30,15 @@ def project(trained_project, tmp_path_factory):
     return root
 
 
-def clone(project, folder, env=None, umask=None):
-    """A git clone of ``project`` in ``folder``, after `mnist-dnn pull-run-cache` from its remote; run with ``env``
-    and ``umask`` when given."""
+def clone(project, folder, env=None, umask=None, remote=None):
+    """A git clone of ``project`` in ``folder``, after `mnist-dnn pull-run-cache` from ``remote`` (default: its
+    remote); run with ``env`` and ``umask`` when given."""
     root = folder / "mnist-dnn"
     folder.mkdir(parents=True, exist_ok=True)
     for cmd, cwd in [
         (["git", "clone", "-q", str(project), str(root)], folder),
-        (["dvc", "remote", "modify", "--local", "storage", "url", str(project.parent / "mnist-dnn-storage")], root),
+        (["dvc", "remote", "modify", "--local", "storage", "url", str(remote or project.parent / "mnist-dnn-storage")],
+         root),
         (["mnist-dnn", "pull-run-cache"], root),
     ]:
         bare_run(cmd, cwd, env, umask)
@@ -118,17 +119,14 @@ def test_a_link_cache_survives_a_stage_that_rewrites_its_outputs(project, tmp_pa
 def test_two_push_run_cache_to_one_remote_keep_both_runs(project, tmp_path):
     shared = tmp_path / "shared-remote"
     shutil.copytree(project.parent / "mnist-dnn-storage", shared)
-    runners = {lr: clone(project, tmp_path / f"lr-{lr}") for lr in (0.002, 0.003)}
+    runners = {lr: clone(project, tmp_path / f"lr-{lr}", remote=shared) for lr in (0.002, 0.003)}
     for lr, root in runners.items():
-        run(["dvc", "remote", "modify", "--local", "storage", "url", str(shared)], root)
         edit_yaml(root / "params.yaml", {"optimizer.lr": lr})
         run(["dvc", "repro", "train@softmax"], root)
     with ThreadPoolExecutor(2) as pool:  # at the same time, as two machines would
         list(pool.map(lambda root: run(["mnist-dnn", "push-run-cache"], root), runners.values()))
     for lr, root in runners.items():
-        c = clone(project, tmp_path / f"collector-{lr}")
-        run(["dvc", "remote", "modify", "--local", "storage", "url", str(shared)], c)
-        run(["mnist-dnn", "pull-run-cache"], c)
+        c = clone(project, tmp_path / f"collector-{lr}", remote=shared)  # pulls both runners' runs
         edit_yaml(c / "params.yaml", {"optimizer.lr": lr})
         assert "Stage 'train@softmax' is cached" in run(["dvc", "repro", "train@softmax"], c)
         assert (c / MODEL).read_bytes() == (root / MODEL).read_bytes()

@@ -26,10 +26,11 @@ RUN_HERE = {"compare_optimizers", "summarize", "report"}  # all their outputs ca
 TWO = ["evaluate@softmax", "evaluate@nn_normal"]  # download, prepare, two trainings and their tests
 
 
-def fresh(trained_project, folder):
-    """A git clone of the trained project as it was before its `dvc repro`: no outputs, an empty cache."""
+def fresh(prepared_clone, folder):
+    """A copy of conftest's prepared clone: the trained project's commit, no outputs, the data and prepared splits in
+    its cache (download and prepare restore them)."""
     root = folder / "mnist-dnn"
-    run(["git", "clone", "-q", str(trained_project[0]), str(root)], folder)
+    shutil.copytree(prepared_clone, root, symlinks=True)
     return root
 
 
@@ -125,12 +126,12 @@ def test_embedded_ray_gives_the_bytes_of_dvc_repro_and_a_second_run_trains_nothi
 
 @ON_THE_CLUSTER
 @pytest.mark.parametrize("via_remote", [False, True], ids=["shared-cache", "via-remote"])
-def test_a_two_node_cluster_runs_stages_on_both_nodes_with_the_same_bytes(trained_project, tmp_path, cluster,
-                                                                          via_remote):
+def test_a_two_node_cluster_runs_stages_on_both_nodes_with_the_same_bytes(trained_project, prepared_clone, tmp_path,
+                                                                          cluster, via_remote):
     """The stages upstream of two evaluations (two trainings at once), on the shared cache or meeting at the remote;
     the whole pipeline's bytes are the embedded test's, on the same code path."""
     nodes, workers = cluster
-    root = fresh(trained_project, tmp_path)
+    root = fresh(prepared_clone, tmp_path)
     result = repro(root, "--jobs", "2", "--address", nodes.address, *(["--via-remote"] if via_remote else []), *TWO)
     assert result.returncode == 0, result.stderr
     lines = stage_lines(result.stdout)
@@ -186,10 +187,10 @@ def workspace_files(root):
 
 
 @ON_THE_CLUSTER
-def test_a_worker_node_lost_mid_stage_is_retried_on_the_other(trained_project, tmp_path, cluster):
+def test_a_worker_node_lost_mid_stage_is_retried_on_the_other(trained_project, prepared_clone, tmp_path, cluster):
     nodes, workers = cluster
     victim = workers[0]
-    root = fresh(trained_project, tmp_path)
+    root = fresh(prepared_clone, tmp_path)
     process = subprocess.Popen(["mnist-dnn", "repro", "--jobs", "2", "--address", nodes.address, *TWO], cwd=root,
                                env=pipeline_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -209,8 +210,8 @@ def test_a_worker_node_lost_mid_stage_is_retried_on_the_other(trained_project, t
     assert_same_results(root, trained_project[0], upstream_of_two())
 
 
-def test_a_failing_stage_stops_the_run_in_one_line_and_a_rerun_resumes(trained_project, tmp_path):
-    root = fresh(trained_project, tmp_path)
+def test_a_failing_stage_stops_the_run_in_one_line_and_a_rerun_resumes(trained_project, prepared_clone, tmp_path):
+    root = fresh(prepared_clone, tmp_path)
     edit_yaml(root / "params.yaml", {"optimizer.lr": 1e30})
     failed = repro(root, "--jobs", "2", "evaluate@nn_xavier")
     assert failed.returncode == 2
@@ -226,11 +227,11 @@ def test_a_failing_stage_stops_the_run_in_one_line_and_a_rerun_resumes(trained_p
 
 
 @pytest.mark.parametrize("ray_at", ["embedded", pytest.param("cluster", marks=ON_THE_CLUSTER)])
-def test_ctrl_c_stops_every_task_and_leaves_the_workspace_as_it_was(trained_project, tmp_path, request, ray_at):
+def test_ctrl_c_stops_every_task_and_leaves_the_workspace_as_it_was(prepared_clone, tmp_path, request, ray_at):
     """Embedded, Ctrl-C reaches the tasks too; on the cluster only `mnist-dnn repro` gets it, and Ray stops the
     tasks of its job when it leaves."""
     address = ["--address", request.getfixturevalue("cluster")[0].address] if ray_at == "cluster" else []
-    root = fresh(trained_project, tmp_path)
+    root = fresh(prepared_clone, tmp_path)
     before = {str(p.relative_to(root)) for p in root.rglob("*") if ".git" not in p.parts}
     process = subprocess.Popen(["mnist-dnn", "repro", "--jobs", "2", *address, *TWO], cwd=root, env=pipeline_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
