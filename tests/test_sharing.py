@@ -14,11 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from ruamel.yaml import YAML
 
-from helpers import SMALL_STUDY, VARIANTS, commit, cut_variants, edit_yaml, pipeline_env, ran_stages, run
+from helpers import VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 BUCKET = "mnist-dnn"
-SEEDED = ["softmax", "nn_xavier"]  # the seed runners' variants: the cheapest, and the optimizer study's
 
 def clone(source, machine):
     """A git clone of ``source`` in the folder ``machine``/mnist-dnn: its own workspace and DVC cache."""
@@ -119,9 +118,8 @@ def test_a_run_cache_entry_made_on_one_machine_restores_the_stage_on_another(
 @pytest.mark.remote
 def test_runners_split_the_seeds_and_a_collector_trains_nothing(pushed_to_s3, s3, tmp_path_factory, figures):
     maintainer = clone(pushed_to_s3, tmp_path_factory.mktemp("maintainer"))
-    cut_variants(maintainer, SEEDED, SMALL_STUDY)
     edit_yaml(maintainer / "params.yaml", {"extra_seeds": [1, 2]})
-    commit(maintainer, "two variants, extra_seeds [1, 2]")
+    commit(maintainer, "extra_seeds [1, 2]")
     runners = {seed: clone(maintainer, tmp_path_factory.mktemp(f"runner-{seed}")) for seed in (1, 2)}
 
     def work(seed):
@@ -133,7 +131,7 @@ def test_runners_split_the_seeds_and_a_collector_trains_nothing(pushed_to_s3, s3
 
     with ThreadPoolExecutor(len(runners)) as pool:  # at the same time, as two machines would
         for seed, (ran, pull_seconds, repro_seconds, push_seconds) in zip(runners, pool.map(work, runners)):
-            assert ran == {f"seed@{variant}-{seed}" for variant in SEEDED}  # download, prepare restored
+            assert ran == {f"seed@{variant}-{seed}" for variant in VARIANTS}  # download, prepare restored
             figures[f"runner {seed}: mnist-dnn pull-run-cache (s)"] = pull_seconds
             figures[f"runner {seed}: dvc repro seed@*-{seed} (s)"] = repro_seconds
             figures[f"runner {seed}: push --run-cache (s)"] = push_seconds
@@ -145,13 +143,12 @@ def test_runners_split_the_seeds_and_a_collector_trains_nothing(pushed_to_s3, s3
     figures["collector: stages run"] = ", ".join(sorted(rerun))
     # No training: extra_seeds retrains no train@<variant>, and the seeds' runs come from the runners' run-cache
     assert rerun == {"summarize", "report"}
-    for variant in SEEDED:
+    for variant in VARIANTS:
         for seed, runner in runners.items():
             path = f"metrics/seeds/{variant}-{seed}.json"
             assert (collector / path).read_bytes() == (runner / path).read_bytes()
     summary = {row["variant"]: row for row in json.loads((collector / "metrics/summary.json").read_text())}
-    assert list(summary) == SEEDED
-    for variant in SEEDED:  # the multi-seed table: train.seed's run and each runner's
+    for variant in VARIANTS:  # the multi-seed table: train.seed's run and each runner's
         paths = [f"metrics/eval/{variant}.json", *(f"metrics/seeds/{variant}-{seed}.json" for seed in runners)]
         accuracies = [json.loads((collector / path).read_text())["accuracy"] for path in paths]
         assert summary[variant]["seeds"] == 3
