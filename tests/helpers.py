@@ -100,7 +100,8 @@ def edit_yaml(path, changes):
 def cut_variants(root, variants, optimizers):
     """Cut the project at ``root`` to ``variants`` of the table and ``optimizers`` of the study: the params keyed by
     either, dvc.yaml's foreach of the train stages (its own layout kept, so that the diff is the lines cut), and the
-    outputs that dvc.lock names of the stages cut (their folders' hashes would count them)."""
+    outputs that dvc.lock names of the stages cut (their folders' hashes would count them), and their run-cache
+    entries (a clone that pulls them would refuse them as runs of no stage)."""
     lock = root / "dvc.lock"
     before = YAML(typ="safe").load(lock)["stages"] if lock.exists() else {}
     yaml = YAML()
@@ -115,6 +116,12 @@ def cut_variants(root, variants, optimizers):
     yaml.dump(pipeline, root / "dvc.yaml")
     with Repo(str(root)) as repo:
         kept = {stage.addressing for stage in repo.index.stages}
+        commands = {stage.cmd for stage in repo.index.stages}
+    for entry in (root / ".dvc/cache/runs").glob("*/*/*"):
+        if YAML(typ="safe").load(entry)["cmd"] not in commands:
+            entry.unlink()
+            if not any(entry.parent.iterdir()):
+                entry.parent.rmdir()
     for out in (out for name, entry in before.items() if name not in kept for out in entry.get("outs", [])):
         path = root / out["path"]
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 a run of a stage of dvc.yaml (an extra out, a missing one, edited deps or params) or whose objects contradict it
 (a model trained with other params, a folder listing a path out of it), so nothing of it reaches the workspace; and
 a model of other params that still arrives (plain `dvc repro --pull`) is refused where it is used. The small
-run, a local folder as the remote and the moto S3 server.
+run cut to two variants (conftest's cut_project), a local folder as the remote and the moto S3 server.
 """
 
 import copy
@@ -16,18 +16,18 @@ import pytest
 from dvc.stage.cache import _get_cache_hash
 from ruamel.yaml import YAML
 
-from helpers import commit, edit_yaml, pipeline_env, ran_stages, run
+from helpers import edit_yaml, pipeline_env, ran_stages, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 PLANTED = b"import os\nos.environ['PLANTED'] = 'yes'\n"
 
 
 @pytest.fixture(scope="module")
-def origin(trained_project, tmp_path_factory):
-    """A copy of the trained project (the small run), committed: the colleague whose runs are shared."""
+def origin(cut_project, tmp_path_factory):
+    """A copy of the trained project cut to two variants (conftest's cut_project, committed): the colleague whose
+    runs are shared."""
     root = tmp_path_factory.mktemp("origin") / "mnist-dnn"
-    shutil.copytree(trained_project[0], root, symlinks=True)
-    commit(root, "trained")
+    shutil.copytree(cut_project, root, symlinks=True)
     return root
 
 
@@ -122,11 +122,11 @@ def planted_anywhere(root):
 
 
 @pytest.mark.parametrize("stage, planted, refile, where", [
-    ("stages/train.py softmax", "src/sitecustomize.py", False, "folder"),
-    ("stages/train.py softmax", "src/sitecustomize.py", True, "folder"),
-    ("stages/train.py nn_normal", "src/mnist_dnn/__init__.py", True, "s3"),
-    ("stages/evaluate.py dnn --model", "stages/usercustomize.py", False, "folder"),
-    ("stages/evaluate.py dnn --model", "stages/usercustomize.py", True, "s3"),
+    ("stages/train.py nn_xavier", "src/sitecustomize.py", False, "folder"),
+    ("stages/train.py nn_xavier", "src/sitecustomize.py", True, "folder"),
+    ("stages/train.py dnn_dropout", "src/mnist_dnn/__init__.py", True, "s3"),
+    ("stages/evaluate.py dnn_dropout --model", "stages/usercustomize.py", False, "folder"),
+    ("stages/evaluate.py dnn_dropout --model", "stages/usercustomize.py", True, "s3"),
     ("stages/prepare.py", "data/prepared/extra.pth", True, "folder"),
 ], ids=["train-in-place", "train-refiled", "train-refiled-s3", "evaluate-in-place", "evaluate-refiled-s3",
         "prepare-refiled"])
@@ -190,16 +190,16 @@ def test_a_folder_object_listing_a_path_out_of_its_folder_is_refused(origin, rem
 
 @pytest.fixture
 def other_lr_run(origin, remote, tmp_path):
-    """A colleague trains softmax with lr 0.003 and shares the run; then the remote's entry of that run is pointed at
+    """A colleague trains nn_xavier with lr 0.003 and shares the run; then the remote's entry of that run is pointed at
     the committed lr 0.001 model: a genuine object, of other params. The entry's path and content."""
     a = clone(origin, tmp_path / "a", remote)
     assert mnist_dnn(a, "pull-run-cache").returncode == 0
     edit_yaml(a / "params.yaml", {"optimizer.lr": 0.003})
-    assert "train@softmax" in ran_stages(run(["dvc", "repro", "train@softmax"], a))
+    assert "train@nn_xavier" in ran_stages(run(["dvc", "repro", "train@nn_xavier"], a))
     assert mnist_dnn(a, "push-run-cache").returncode == 0
     lock = YAML(typ="safe").load(origin / "dvc.lock")
-    committed = next(out for out in lock["stages"]["train@softmax"]["outs"] if out["path"].endswith(".safetensors"))
-    path, entry = entry_of(remote, "stages/train.py softmax", {"optimizer": {"name": "adam", "lr": 0.003}})
+    committed = next(out for out in lock["stages"]["train@nn_xavier"]["outs"] if out["path"].endswith(".safetensors"))
+    path, entry = entry_of(remote, "stages/train.py nn_xavier", {"optimizer": {"name": "adam", "lr": 0.003}})
     model = next(out for out in entry["outs"] if out["path"].endswith(".safetensors"))
     model.update(md5=committed["md5"], size=committed["size"])
     return path, entry
@@ -212,12 +212,12 @@ def test_a_genuine_model_of_other_params_is_refused_by_pull_run_cache(origin, re
     edit_yaml(b / "params.yaml", {"optimizer.lr": 0.003})
     pulled = mnist_dnn(b, "pull-run-cache")
     assert pulled.returncode == 0
-    expected = "models/softmax.safetensors was trained with optimizer.lr 0.001, but the entry says 0.003"
+    expected = "models/nn_xavier.safetensors was trained with optimizer.lr 0.001, but the entry says 0.003"
     [line] = refusals(pulled)
-    assert ("of train@softmax: " + expected if refile else "of train@softmax: its outs do not match") in line
-    output = run(["dvc", "repro", "evaluate@softmax"], b)
-    assert "train@softmax" in ran_stages(output)  # trained again, not restored
-    record = json.loads((b / "metrics/eval/softmax.json").read_text())["trained_with"]
+    assert ("of train@nn_xavier: " + expected if refile else "of train@nn_xavier: its outs do not match") in line
+    output = run(["dvc", "repro", "evaluate@nn_xavier"], b)
+    assert "train@nn_xavier" in ran_stages(output)  # trained again, not restored
+    record = json.loads((b / "metrics/eval/nn_xavier.json").read_text())["trained_with"]
     assert record["params"]["optimizer"]["lr"] == 0.003
 
 
@@ -227,12 +227,12 @@ def test_a_model_of_other_params_that_plain_dvc_repro_pull_serves_is_refused_whe
     rewrite(*other_lr_run, refile=False)
     b = clone(origin, tmp_path / "b", remote)
     edit_yaml(b / "params.yaml", {"optimizer.lr": 0.003})
-    output = run(["dvc", "repro", "--pull", "train@softmax"], b)  # DVC trusts the entry: the lr 0.001 model arrives
-    assert "Stage 'train@softmax' is cached - skipping run" in output
+    output = run(["dvc", "repro", "--pull", "train@nn_xavier"], b)  # DVC trusts the entry: the lr 0.001 model arrives
+    assert "Stage 'train@nn_xavier' is cached - skipping run" in output
     expected = "trained with optimizer.lr 0.001, but params.yaml has 0.003"
-    evaluate = subprocess.run(["dvc", "repro", "--force", "--single-item", "evaluate@softmax"], cwd=b,
+    evaluate = subprocess.run(["dvc", "repro", "--force", "--single-item", "evaluate@nn_xavier"], cwd=b,
                               env=pipeline_env(), capture_output=True, text=True, timeout=600)
     assert evaluate.returncode != 0 and expected in evaluate.stdout + evaluate.stderr
     assert "Traceback" not in evaluate.stdout + evaluate.stderr
-    predict = mnist_dnn(b, "predict", "--variant", "softmax", "--index", "0")
+    predict = mnist_dnn(b, "predict", "--variant", "nn_xavier", "--index", "0")
     assert predict.returncode == 2 and expected in predict.stderr and len(predict.stderr.splitlines()) == 1

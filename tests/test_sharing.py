@@ -1,6 +1,7 @@
 """Artifacts that travel: the real `dvc repro`, `push` and `pull` between clones of a temporary copy of this project,
 through an S3-compatible server (moto's, on 127.0.0.1) and a read-only HTTP copy; runners and a collector meeting
-only at the remote; `dvc get` of one model; no corruption on the way. The small run (helpers.SMALL_RUN).
+only at the remote; `dvc get` of one model; no corruption on the way. The small run (helpers.SMALL_RUN), cut to two
+variants (conftest's cut_project).
 """
 
 import json
@@ -14,10 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from ruamel.yaml import YAML
 
-from helpers import VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
+from helpers import CUT_VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 BUCKET = "mnist-dnn"
+TAMPERED, INTACT = CUT_VARIANTS  # the tampered pull's model, and the one pulled intact before it
 
 def clone(source, machine):
     """A git clone of ``source`` in the folder ``machine``/mnist-dnn: its own workspace and DVC cache."""
@@ -53,12 +55,11 @@ def push_run_cache(root):
 
 
 @pytest.fixture(scope="module")
-def machine_a(trained_project, tmp_path_factory):
-    """Machine A: a copy of the trained project (the small run), committed, and pushed to the offline default remote
-    (the folder ../mnist-dnn-storage beside the clone)."""
+def machine_a(cut_project, tmp_path_factory):
+    """Machine A: a copy of the trained project cut to two variants (conftest's cut_project, committed), pushed to the
+    offline default remote (the folder ../mnist-dnn-storage beside the clone)."""
     root = tmp_path_factory.mktemp("machine-a") / "mnist-dnn"
-    shutil.copytree(trained_project[0], root, symlinks=True)
-    commit(root, "trained")
+    shutil.copytree(cut_project, root, symlinks=True)
     run(["dvc", "push"], root)  # the committed default remote: no set-up, no network
     return root
 
@@ -87,7 +88,7 @@ def test_a_clone_that_pulls_from_s3_reruns_nothing_and_predicts(machine_a, machi
     figures["B: stages rerun by dvc repro"] = len(rerun)
     assert rerun == set()
     assert "up to date" in run(["dvc", "status"], machine_b)
-    for variant in VARIANTS:
+    for variant in CUT_VARIANTS:
         model = f"models/{variant}.safetensors"
         assert (machine_b / model).read_bytes() == (machine_a / model).read_bytes()
     args = ["--variant", "dnn_dropout", "--index", "0"]
@@ -131,7 +132,7 @@ def test_runners_split_the_seeds_and_a_collector_trains_nothing(pushed_to_s3, s3
 
     with ThreadPoolExecutor(len(runners)) as pool:  # at the same time, as two machines would
         for seed, (ran, pull_seconds, repro_seconds, push_seconds) in zip(runners, pool.map(work, runners)):
-            assert ran == {f"seed@{variant}-{seed}" for variant in VARIANTS}  # download, prepare restored
+            assert ran == {f"seed@{variant}-{seed}" for variant in CUT_VARIANTS}  # download, prepare restored
             figures[f"runner {seed}: mnist-dnn pull-run-cache (s)"] = pull_seconds
             figures[f"runner {seed}: dvc repro seed@*-{seed} (s)"] = repro_seconds
             figures[f"runner {seed}: push --run-cache (s)"] = push_seconds
@@ -143,12 +144,12 @@ def test_runners_split_the_seeds_and_a_collector_trains_nothing(pushed_to_s3, s3
     figures["collector: stages run"] = ", ".join(sorted(rerun))
     # No training: extra_seeds retrains no train@<variant>, and the seeds' runs come from the runners' run-cache
     assert rerun == {"summarize", "report"}
-    for variant in VARIANTS:
+    for variant in CUT_VARIANTS:
         for seed, runner in runners.items():
             path = f"metrics/seeds/{variant}-{seed}.json"
             assert (collector / path).read_bytes() == (runner / path).read_bytes()
     summary = {row["variant"]: row for row in json.loads((collector / "metrics/summary.json").read_text())}
-    for variant in VARIANTS:  # the multi-seed table: train.seed's run and each runner's
+    for variant in CUT_VARIANTS:  # the multi-seed table: train.seed's run and each runner's
         paths = [f"metrics/eval/{variant}.json", *(f"metrics/seeds/{variant}-{seed}.json" for seed in runners)]
         accuracies = [json.loads((collector / path).read_text())["accuracy"] for path in paths]
         assert summary[variant]["seeds"] == 3
@@ -171,7 +172,8 @@ def test_a_stranger_pulls_the_read_only_http_copy_and_reruns_nothing(machine_a, 
     rerun = ran_stages(run(["dvc", "repro"], stranger))
     figures["stranger: stages rerun by dvc repro"] = len(rerun)
     assert rerun == set()
-    assert (stranger / "models/dnn.safetensors").read_bytes() == (machine_a / "models/dnn.safetensors").read_bytes()
+    model = f"models/{INTACT}.safetensors"
+    assert (stranger / model).read_bytes() == (machine_a / model).read_bytes()
 
 
 @pytest.mark.remote
@@ -226,19 +228,19 @@ def test_a_pull_of_a_tampered_object_fails_naming_the_file_and_keeps_the_workspa
     tampered = tmp_path_factory.mktemp("tampered") / "storage"
     shutil.copytree(machine_a.parent / "mnist-dnn-storage", tampered)
     lock = YAML(typ="safe").load(machine_a / "dvc.lock")
-    md5 = next(out["md5"] for out in lock["stages"]["train@softmax"]["outs"] if out["path"].startswith("models/"))
+    md5 = next(out["md5"] for out in lock["stages"][f"train@{TAMPERED}"]["outs"] if out["path"].startswith("models/"))
     obj = tampered / "files/md5" / md5[:2] / md5[2:]
     content = bytearray(obj.read_bytes())
     content[-1] ^= 0xFF  # one byte changed, same size
     obj.write_bytes(bytes(content))
     d = clone(machine_a, tmp_path_factory.mktemp("machine-d"))
     run(["dvc", "remote", "modify", "--local", "storage", "url", str(tampered)], d)
-    run(["dvc", "pull", "prepare", "train@dnn"], d)  # intact objects, already in the workspace
+    run(["dvc", "pull", "prepare", f"train@{INTACT}"], d)  # intact objects, already in the workspace
     before = {p: p.read_bytes() for p in (d / "data/prepared").iterdir()} | {
-        d / "models/dnn.safetensors": (d / "models/dnn.safetensors").read_bytes()
+        d / f"models/{INTACT}.safetensors": (d / f"models/{INTACT}.safetensors").read_bytes()
     }
     pull = subprocess.run(["dvc", "pull"], cwd=d, env=pipeline_env(), capture_output=True, text=True)
     assert pull.returncode != 0
-    assert "models/softmax.safetensors" in pull.stderr + pull.stdout
-    assert not (d / "models/softmax.safetensors").exists()  # the tampered bytes never reach the workspace
+    assert f"models/{TAMPERED}.safetensors" in pull.stderr + pull.stdout
+    assert not (d / f"models/{TAMPERED}.safetensors").exists()  # the tampered bytes never reach the workspace
     assert {p: p.read_bytes() for p in before} == before

@@ -2,10 +2,12 @@
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -139,15 +141,30 @@ def test_verify_with_other_numerics_compares_accuracies_within_seed_noise(commit
     assert status == ""  # the committed results are restored
 
 
-@pytest.mark.e2e
-def test_verify_fails_when_the_code_computes_other_numbers(committed):
-    params = committed / "params.yaml"
-    original = params.read_text()
-    params.write_text(original.replace("seed: 777", "seed: 778", 1))
-    try:
-        result = run_verify(committed)
-    finally:
-        params.write_text(original)
-        subprocess.run(["git", "checkout", "--", "dvc.lock", "metrics/"], cwd=committed, check=True)
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: not bit-identical although the numerics are the committed run's")
+def test_verify_fails_when_a_rerun_with_the_committed_numerics_gives_other_bytes(tmp_path, monkeypatch):
+    """A committed run whose numerics are this machine's, and a rerun that computes another test accuracy (as code
+    that computes other numbers would): verify fails, after the diff, before any determinism rerun."""
+    from mnist_dnn import numerics
+    from mnist_dnn.device import select_device
+
+    here = numerics.recorded(select_device())
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "dvc.lock").write_text(LOCK)
+    (tmp_path / "metrics/numerics.json").write_text(json.dumps({"softmax": here}))
+    (tmp_path / "metrics/test.json").write_text(json.dumps({"accuracy": {"softmax": 0.9}}))
+    run(["git", "init", "-q"], tmp_path)
+    commit(tmp_path, "the committed run")
+    monkeypatch.chdir(tmp_path)
+    real_run, reruns = subprocess.run, []
+
+    def rerun(cmd, **kwargs):  # `mnist-dnn repro --force`, as code that computes other numbers would leave it
+        if cmd[1:4] != ["-m", "mnist_dnn.cli", "repro"]:
+            return real_run(cmd, **kwargs)
+        reruns.append(cmd)
+        (tmp_path / "metrics/test.json").write_text(json.dumps({"accuracy": {"softmax": 0.91}}))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(subprocess, "run", rerun)
+    with pytest.raises(UserError, match=r"^not bit-identical although the numerics are the committed run's"):
+        verify.main(SimpleNamespace(determinism_variant="softmax"))
+    assert [cmd[4:] for cmd in reruns] == [["--force", "--jobs", str(len(os.sched_getaffinity(0)))]]  # all of it
