@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -201,11 +202,11 @@ def s3_objects(s3, bucket):
 
 @pytest.mark.remote
 def test_a_push_killed_mid_way_completes_when_run_again(pushed_to_s3, s3):
-    root, bucket = pushed_to_s3, "killed-push"
+    root, bucket = pushed_to_s3, f"killed-push-{uuid.uuid4().hex[:12]}"  # a bucket and remote of this run's own
     s3.create_bucket(Bucket=bucket)
-    use_s3(root, s3.meta.endpoint_url, name="killed", bucket=bucket)
+    use_s3(root, s3.meta.endpoint_url, name=bucket, bucket=bucket)
     push = subprocess.Popen(
-        ["dvc", "push", "-r", "killed", "--jobs", "1"], cwd=root, env=pipeline_env(),
+        ["dvc", "push", "-r", bucket, "--jobs", "1"], cwd=root, env=pipeline_env(),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     deadline = time.monotonic() + 120
@@ -215,8 +216,8 @@ def test_a_push_killed_mid_way_completes_when_run_again(pushed_to_s3, s3):
     os.killpg(push.pid, signal.SIGKILL)
     push.wait()
     at_kill = len(s3_objects(s3, bucket))
-    run(["dvc", "push", "-r", "killed"], root)
-    assert "in sync" in run(["dvc", "status", "--cloud", "-r", "killed"], root)
+    run(["dvc", "push", "-r", bucket], root)
+    assert "in sync" in run(["dvc", "status", "--cloud", "-r", bucket], root)
     objects = s3_objects(s3, bucket)
     assert 0 < at_kill < len(objects)  # killed mid-way
     cache = root / ".dvc/cache"
