@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from helpers import commit, pipeline_env, run
-from mnist_dnn import verify
+from mnist_dnn import numerics, verify
+from mnist_dnn.device import select_device
 from mnist_dnn.errors import UserError
 
 pytestmark = pytest.mark.xdist_group("verify")  # its end-to-end tests share one committed run
@@ -144,9 +145,6 @@ def test_verify_with_other_numerics_compares_accuracies_within_seed_noise(commit
 def test_verify_fails_when_a_rerun_with_the_committed_numerics_gives_other_bytes(tmp_path, monkeypatch):
     """A committed run whose numerics are this machine's, and a rerun that computes another test accuracy (as code
     that computes other numbers would): verify fails, after the diff, before any determinism rerun."""
-    from mnist_dnn import numerics
-    from mnist_dnn.device import select_device
-
     here = numerics.recorded(select_device())
     (tmp_path / "metrics").mkdir()
     (tmp_path / "dvc.lock").write_text(LOCK)
