@@ -188,26 +188,38 @@ def test_a_folder_object_listing_a_path_out_of_its_folder_is_refused(origin, rem
     assert not (b / "src/sitecustomize.py").exists() and planted_anywhere(b) == []
 
 
-@pytest.fixture
-def other_lr_run(origin, remote, tmp_path):
-    """A colleague trains nn_xavier with lr 0.003 and shares the run; then the remote's entry of that run is pointed at
-    the committed lr 0.001 model: a genuine object, of other params. The entry's path and content."""
-    a = clone(origin, tmp_path / "a", remote)
+@pytest.fixture(scope="module")
+def pushed_other_lr(origin, pushed, tmp_path_factory):
+    """A copy of ``pushed`` to which a colleague who trained nn_xavier with lr 0.003 pushed that run too."""
+    remote = tmp_path_factory.mktemp("other-lr") / "shared-remote"
+    shutil.copytree(pushed, remote)
+    a = clone(origin, remote.parent / "a", remote)
     assert mnist_dnn(a, "pull-run-cache").returncode == 0
     edit_yaml(a / "params.yaml", {"optimizer.lr": 0.003})
     assert "train@nn_xavier" in ran_stages(run(["dvc", "repro", "train@nn_xavier"], a))
     assert mnist_dnn(a, "push-run-cache").returncode == 0
+    return remote
+
+
+@pytest.fixture
+def other_lr_run(origin, pushed_other_lr, tmp_path):
+    """A folder remote of this test's own holding ``pushed_other_lr``, in which the entry of the lr 0.003 run is then
+    pointed at the committed lr 0.001 model: a genuine object, of other params. The remote, the entry's path and its
+    content."""
+    remote = tmp_path / "shared-remote"
+    shutil.copytree(pushed_other_lr, remote)
     lock = YAML(typ="safe").load(origin / "dvc.lock")
     committed = next(out for out in lock["stages"]["train@nn_xavier"]["outs"] if out["path"].endswith(".safetensors"))
     path, entry = entry_of(remote, "stages/train.py nn_xavier", {"optimizer": {"name": "adam", "lr": 0.003}})
     model = next(out for out in entry["outs"] if out["path"].endswith(".safetensors"))
     model.update(md5=committed["md5"], size=committed["size"])
-    return path, entry
+    return remote, path, entry
 
 
 @pytest.mark.parametrize("refile", [False, True], ids=["in-place", "refiled"])
-def test_a_genuine_model_of_other_params_is_refused_by_pull_run_cache(origin, remote, tmp_path, other_lr_run, refile):
-    rewrite(*other_lr_run, refile)
+def test_a_genuine_model_of_other_params_is_refused_by_pull_run_cache(origin, tmp_path, other_lr_run, refile):
+    remote, path, entry = other_lr_run
+    rewrite(path, entry, refile)
     b = clone(origin, tmp_path / "b", remote)
     edit_yaml(b / "params.yaml", {"optimizer.lr": 0.003})
     pulled = mnist_dnn(b, "pull-run-cache")
@@ -222,9 +234,10 @@ def test_a_genuine_model_of_other_params_is_refused_by_pull_run_cache(origin, re
 
 
 def test_a_model_of_other_params_that_plain_dvc_repro_pull_serves_is_refused_where_it_is_used(
-    origin, remote, tmp_path, other_lr_run
+    origin, tmp_path, other_lr_run
 ):
-    rewrite(*other_lr_run, refile=False)
+    remote, path, entry = other_lr_run
+    rewrite(path, entry, refile=False)
     b = clone(origin, tmp_path / "b", remote)
     edit_yaml(b / "params.yaml", {"optimizer.lr": 0.003})
     output = run(["dvc", "repro", "--pull", "train@nn_xavier"], b)  # DVC trusts the entry: the lr 0.001 model arrives
