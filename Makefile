@@ -10,7 +10,7 @@ export PYTHONPATH := src$(if $(PYTHONPATH),:$(PYTHONPATH))
 export DVC_NO_ANALYTICS := 1
 .DEFAULT_GOAL := help
 
-.PHONY: help install repro verify lint check deps test docs browser bench bench-numerics bench-vendors bench-gpu bench-parallel seed-noise sweep
+.PHONY: help install repro verify lint check deps test docs browser bench bench-numerics bench-vendors bench-gpu bench-parallel seed-noise sweep results
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 18
@@ -98,11 +98,26 @@ seed-noise: repro  ## the committed 5-seed table, as a temporary DVC experiment
 	ref=$$(git for-each-ref --format='%(refname)' refs/exps | grep '/seed-noise$$' | head -1) && \
 	{ echo "<!-- written by \`make seed-noise\`: metrics/summary.md of the experiment extra_seeds=[1, 2, 3, 4] -->"; \
 	  git show "$$ref:metrics/summary.md"; } > metrics/seed_noise.md && \
-	git show "$$ref:metrics/summary.json" > metrics/seed_noise.json
+	git show "$$ref:metrics/summary.json" > metrics/seed_noise.json && \
+	git show "$$ref:metrics/numerics.json" > metrics/seed_noise_numerics.json
+
+# Every committed result, remade on this machine in one go: the pipeline (forced: nothing restored from another
+# machine's run), the seed-noise table, the sweep, the report again with both, the tables copied into README.md and
+# docs/, and the README's picture; then the check that they all agree (python -m mnist_dnn.results). It commits
+# nothing: `git status` shows what changed. On another CPU vendor every trained figure changes, all at once.
+results: install browser  ## remake every committed result on this machine, all at once (commits nothing)
+	@start=$$(date +%s) && set -e && \
+	mnist-dnn repro --force && \
+	$(MAKE) --no-print-directory seed-noise sweep && \
+	dvc repro && \
+	$(MAKE) --no-print-directory docs && \
+	python -m mnist_dnn.report_picture && \
+	python -m mnist_dnn.results && \
+	echo "make results: done in $$(( $$(date +%s) - start )) s; see git status"
 
 # Does dropout help? dnn_dropout with keep_prob 0.3, 0.4, …, 1.0 and three seeds (train.seed, 1, 2), one queued DVC
 # experiment per keep_prob that runs only dnn_dropout's stages; two at a time, one thread each. Writes the committed
-# metrics/sweeps/keep_prob.{json,md,svg}.
+# metrics/sweeps/keep_prob.{json,md,svg} and the numerics that computed them (keep_prob_numerics.json).
 sweep: install  ## the keep_prob sweep on DVC's queue, and its table and plot
 	dvc repro prepare
 	python -m mnist_dnn.sweep --values 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0 --seeds 1 2 --jobs 2 \

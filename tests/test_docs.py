@@ -6,7 +6,7 @@ import re
 import pytest
 
 from helpers import REPO
-from mnist_dnn import doc_tables
+from mnist_dnn import doc_tables, report_picture
 from mnist_dnn.errors import UserError
 
 DOCS = doc_tables.doc_files(REPO)
@@ -52,6 +52,12 @@ def test_the_readme_is_a_first_screen_with_the_table_the_picture_and_both_comman
     assert [path for path, _, _ in doc_tables.copies(readme)] == ["metrics/summary.md"]
     assert "docs/report.png" in links(readme)
     assert "make repro" in readme and "make test" in readme
+
+
+def test_the_readme_picture_is_the_first_screen_of_the_committed_report():
+    shown = report_picture.source_digest(REPO / report_picture.PICTURE)
+    assert shown == report_picture.sha256(REPO / report_picture.REPORT), \
+        "docs/report.png shows another report than metrics/report.html: `make results` makes both again"
 
 
 def test_the_docs_copy_tables_and_link_files():  # the checks above have something to check

@@ -177,8 +177,11 @@ def test_the_sweep_queues_two_experiments_that_run_only_the_dropout_variants_sta
     table = output.with_suffix(".md").read_text()
     assert "| 0.4 " in table and "| 0.6 " in table
     assert (root / "params.yaml").read_text() == params
+    recorded = json.loads(output.with_name("keep_prob_numerics.json").read_text())  # this machine's, as training's
+    assert recorded == json.loads((root / "metrics/eval/dnn_dropout.json").read_text())["numerics"]
     changed = run(["git", "status", "--porcelain", "--untracked-files=all"], root).splitlines()
-    assert sorted(line[3:] for line in changed) == [f"metrics/sweeps/keep_prob.{s}" for s in ("json", "md", "svg")]
+    assert sorted(line[3:] for line in changed) == [f"metrics/sweeps/keep_prob{s}"
+                                                   for s in (".json", ".md", ".svg", "_numerics.json")]
 
 
 SIXTH = "dnn_wide"  # a variant the lecture lacks: no lecture numbers, no dropout

@@ -4,7 +4,6 @@ import base64
 import dataclasses
 import html
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -14,12 +13,13 @@ import pandas as pd
 import pytest
 import torch
 from dvclive import Live
+from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from helpers import REPO, edit_yaml, run_stage
-from mnist_dnn import autograd_graph, charts, data
+from mnist_dnn import autograd_graph, charts, data, report_picture
 from mnist_dnn.config import load_params
 from mnist_dnn.html_report import (
     SECTIONS,
@@ -387,8 +387,18 @@ def test_report_in_headless_chromium(browser, inputs, tmp_path):
     screenshot = tmp_path / "report.png"
     save_full_page(browser, screenshot)
     assert screenshot.stat().st_size > 10_000
-    if os.environ.get("REPORT_SCREENSHOT"):
-        shutil.copy(screenshot, os.environ["REPORT_SCREENSHOT"])
+
+
+@pytest.mark.browser
+def test_the_readme_picture_is_the_first_screen_of_the_page_it_names(chromium, inputs, tmp_path):
+    page = tmp_path / "report.html"
+    page.write_text(build_report(inputs))
+    picture = tmp_path / "docs/report.png"
+    report_picture.take(page, picture, chromium[0])
+    with Image.open(picture) as image:
+        assert image.size == report_picture.SCREEN
+        assert len(image.convert("RGB").getcolors(maxcolors=2**16) or range(2**16)) > 16  # drawn, not blank
+    assert report_picture.source_digest(picture) == report_picture.sha256(page)
 
 
 # ---- untrusted inputs: escaped on the page, plain text in the charts, refused when malformed --------------------

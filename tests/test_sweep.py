@@ -12,6 +12,7 @@ from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
 
 ACCURACIES = {0.5: [0.97, 0.98, 0.99], 1.0: [0.981, 0.982, 0.983]}
+NUMERICS = {"device": "cpu", "cpu_vendor": "AuthenticAMD", "torch": "2.14.1+cu130"}  # as evaluate records them
 
 
 def git(*args, cwd):
@@ -27,10 +28,12 @@ def repo(tmp_path, monkeypatch):
         edit_yaml(tmp_path / "params.yaml", {"keep_prob": keep_prob})
         (tmp_path / "metrics/eval").mkdir(parents=True, exist_ok=True)
         (tmp_path / "metrics/seeds").mkdir(parents=True, exist_ok=True)
-        (tmp_path / "metrics/eval/dnn_dropout.json").write_text(json.dumps({"accuracy": main, "loss": 0.1}))
+        (tmp_path / "metrics/eval/dnn_dropout.json").write_text(json.dumps({"accuracy": main, "loss": 0.1,
+                                                                            "numerics": NUMERICS}))
         for seed, accuracy in zip([1, 2], seeds):
             (tmp_path / f"metrics/seeds/dnn_dropout-{seed}.json").write_text(json.dumps({"accuracy": accuracy,
-                                                                                        "loss": 0.1}))
+                                                                                        "loss": 0.1,
+                                                                                        "loss_after_step": [0.5]}))
         git("add", "-A", cwd=tmp_path)
         git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"keep_prob {keep_prob}", cwd=tmp_path)
         ref = f"refs/exps/ab/cdef/{sweep.experiment_name(keep_prob)}"
@@ -44,9 +47,20 @@ def test_experiment_names_and_the_stages_a_point_runs():
     assert sweep.targets("dnn_dropout", [1, 2]) == ["evaluate@dnn_dropout", "seed@dnn_dropout-1", "seed@dnn_dropout-2"]
 
 
-def test_collect_reads_each_points_accuracies_from_its_experiment(repo):
-    runs = sweep.collect([0.5, 1.0], "dnn_dropout", [1, 2])
+def test_collect_reads_each_points_accuracies_and_the_numerics_from_its_experiment(repo):
+    runs, numerics = sweep.collect([0.5, 1.0], "dnn_dropout", [1, 2])
     assert runs == [{"keep_prob": k, "seeds": [777, 1, 2], "accuracies": a} for k, a in ACCURACIES.items()]
+    assert numerics == NUMERICS
+
+
+def test_collect_refuses_experiments_of_other_numerics_than_each_other(repo):
+    evaluated = repo / "metrics/eval/dnn_dropout.json"
+    evaluated.write_text(json.dumps(json.loads(evaluated.read_text()) | {"numerics": NUMERICS | {"cpu_vendor": "x"}}))
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "on another machine", cwd=repo)
+    git("update-ref", f"refs/exps/ab/cdef/{sweep.experiment_name(1.0)}", git("rev-parse", "HEAD", cwd=repo), cwd=repo)
+    with pytest.raises(UserError, match=r"^the sweep's experiments ran with other numerics than each other "
+                                        r"\(sweep-keep_prob-0.5, sweep-keep_prob-1\): run them all on one machine$"):
+        sweep.collect([0.5, 1.0], "dnn_dropout", [1, 2])
 
 
 def test_collect_names_an_experiment_that_did_not_finish(repo):
@@ -55,9 +69,9 @@ def test_collect_names_an_experiment_that_did_not_finish(repo):
 
 
 @pytest.mark.parametrize("path, content, expected", [
-    ("metrics/eval/dnn_dropout.json", {"accuracy": "<b>1</b>", "loss": 0.1},
+    ("metrics/eval/dnn_dropout.json", {"accuracy": "<b>1</b>", "loss": 0.1, "numerics": NUMERICS},
      "metrics/eval/dnn_dropout.json: accuracy: Input should be a valid number (got '<b>1</b>')"),
-    ("metrics/seeds/dnn_dropout-2.json", {"accuracy": float("inf"), "loss": 0.1},
+    ("metrics/seeds/dnn_dropout-2.json", {"accuracy": float("inf"), "loss": 0.1, "loss_after_step": [0.5]},
      "metrics/seeds/dnn_dropout-2.json: accuracy: Input should be a finite number (got inf)"),
 ])
 def test_collect_refuses_an_experiments_file_of_the_wrong_shape(repo, path, content, expected):
@@ -70,7 +84,7 @@ def test_collect_refuses_an_experiments_file_of_the_wrong_shape(repo, path, cont
     assert str(info.value) == f"{ref}:{expected}; run `dvc queue logs sweep-keep_prob-1`"
 
 
-def test_collect_only_writes_the_json_table_and_chart(repo, monkeypatch):
+def test_collect_only_writes_the_json_table_chart_and_numerics(repo, monkeypatch):
     out = repo / "metrics/sweeps/keep_prob"
     args = ["--values", "0.5", "1", "--seeds", "1", "2", "--output", out, "--collect-only"]
     assert run_script(monkeypatch, repo, sweep.__file__, *args) == 0
@@ -80,6 +94,7 @@ def test_collect_only_writes_the_json_table_and_chart(repo, monkeypatch):
     markdown = out.with_suffix(".md").read_text()
     assert "| 98.00 ± 1.00% | 97.00%–99.00% |" in markdown and "| 98.20 ± 0.10% | 98.10%–98.30% |" in markdown
     assert out.with_suffix(".svg").read_text().startswith("<svg")
+    assert json.loads(sweep.numerics_file(out).read_text()) == NUMERICS
 
 
 @pytest.mark.parametrize(

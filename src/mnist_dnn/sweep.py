@@ -6,6 +6,7 @@ stage per extra seed. The results are read back from the experiments' git refs, 
 """
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -78,9 +79,10 @@ def wait(jobs):
 
 
 def collect(values, variant, seeds):
-    """Per keep_prob value: its test accuracies, train.seed's first, read from the sweep's experiment refs."""
+    """Per keep_prob value: its test accuracies, train.seed's first, read from the sweep's experiment refs; and the
+    numerics that computed them (those of its train.seed models, the same for every value)."""
     refs = experiment_refs()
-    records = []
+    records, numerics = [], {}
     for value in values:
         name = experiment_name(value)
         if name not in refs:
@@ -88,11 +90,22 @@ def collect(values, variant, seeds):
         ref = refs[name]
         params = parse_params(read_at(ref, "params.yaml"), f"{ref}:params.yaml")
         files_read = [str(paths.eval_file(variant)), *(str(paths.seed_file(variant, seed)) for seed in seeds)]
-        results = [outputs.parse_json(read_at(ref, path), outputs.TestMetrics, f"{ref}:{path}",
-                                      f"dvc queue logs {name}") for path in files_read]
+        schemas = [outputs.EvalMetrics, *[outputs.SeedMetrics] * len(seeds)]
+        results = [outputs.parse_json(read_at(ref, path), schema, f"{ref}:{path}", f"dvc queue logs {name}")
+                   for path, schema in zip(files_read, schemas)]
+        numerics[name] = results[0]["numerics"]
         records.append({"keep_prob": params.keep_prob, "seeds": [params.train.seed, *seeds],
                         "accuracies": [result["accuracy"] for result in results]})
-    return records
+    if len({json.dumps(n, sort_keys=True) for n in numerics.values()}) > 1:
+        raise UserError(f"the sweep's experiments ran with other numerics than each other ({', '.join(numerics)}): "
+                        "run them all on one machine")
+    return records, next(iter(numerics.values()))
+
+
+def numerics_file(output):
+    """Where the sweep written to ``output`` (a path without suffix) records its numerics."""
+    output = Path(output)
+    return output.with_name(f"{output.name}_numerics.json")
 
 
 def check(params, variant, values, seeds):
@@ -111,16 +124,17 @@ def main(args):
     if not args.collect_only:
         queue(values, args.variant, args.seeds)
         wait(args.jobs)
-    runs = collect(values, args.variant, args.seeds)
+    runs, numerics = collect(values, args.variant, args.seeds)
     table = tables.sweep_table(runs)
     markdown = sweep_markdown(table, args.variant, runs[0]["seeds"])
     chart = charts.error_bar_chart(table, tables.sweep_points(runs), f"{args.variant}: does dropout help?")
     out = Path(args.output)
-    paths = [out.with_suffix(suffix) for suffix in (".json", ".md", ".svg")]
-    with files.atomic_outputs(*paths) as (json_path, markdown_path, svg_path):
+    written = [out.with_suffix(suffix) for suffix in (".json", ".md", ".svg")] + [numerics_file(out)]
+    with files.atomic_outputs(*written) as (json_path, markdown_path, svg_path, numerics_path):
         files.write_json(json_path, {"variant": args.variant, "runs": runs})
         markdown_path.write_text(markdown)
         svg_path.write_text(chart)
+        files.write_json(numerics_path, numerics)
     print(markdown)
 
 

@@ -1,0 +1,102 @@
+"""src/mnist_dnn/results.py: a set of results that agree passes; a seed-noise table, a sweep or numerics of another
+run, or a picture of another report, is named in one line each."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+from helpers import REPO, pipeline_env
+from mnist_dnn import paths, report_picture, results
+
+OTHER_VENDOR = {"AuthenticAMD": "GenuineIntel", "GenuineIntel": "AuthenticAMD"}
+
+
+def write_json(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def picture_of(page, picture):
+    """A tiny PNG whose metadata names ``page``, as report_picture.take writes it."""
+    metadata = PngImagePlugin.PngInfo()
+    metadata.add_text(report_picture.SOURCE_KEY, report_picture.sha256(page))
+    picture.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 4), "white").save(picture, pnginfo=metadata)
+
+
+@pytest.fixture
+def agreeing(tmp_path):
+    """Results that agree, made here from this project's params and the shapes of its committed files: the seed-noise
+    rows and the sweep's run of train.seed and keep_prob are the main table's, all of one machine's numerics."""
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    table = json.loads((REPO / paths.SUMMARY).read_text())
+    numerics = json.loads((REPO / paths.NUMERICS).read_text())
+    one = next(iter(numerics.values()))
+    noise = [dict(row, seeds=5, mean=row["reproduced_accuracy"], std=0.001, min=row["reproduced_accuracy"] - 0.002,
+                  max=row["reproduced_accuracy"] + 0.002) for row in table]
+    sweep = {"variant": "dnn_dropout", "runs": [
+        {"keep_prob": 0.5, "seeds": [777, 1], "accuracies": [0.97, 0.971]},
+        {"keep_prob": 0.7, "seeds": [1, 777], "accuracies": [0.972, table[-1]["reproduced_accuracy"]]},
+    ]}
+    write_json(tmp_path / paths.SUMMARY, table)
+    write_json(tmp_path / paths.SEED_NOISE, noise)
+    write_json(tmp_path / paths.NUMERICS, {row["variant"]: one for row in table})
+    write_json(tmp_path / results.SEED_NOISE_NUMERICS, {row["variant"]: one for row in table})
+    write_json(tmp_path / results.SWEEP.with_suffix(".json"), sweep)
+    write_json(tmp_path / results.sweep_numerics(), one)
+    (tmp_path / "metrics/report.html").write_text("<p>the report</p>")
+    picture_of(tmp_path / report_picture.REPORT, tmp_path / report_picture.PICTURE)
+    assert table[-1]["variant"] == "dnn_dropout" and "keep_prob: 0.7" in (tmp_path / "params.yaml").read_text()
+    return tmp_path
+
+
+def edit_json(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_results_of_one_run_agree(agreeing):
+    assert results.disagreements(agreeing) == []
+
+
+def test_a_seed_noise_table_of_another_run_is_named(agreeing):
+    edit_json(agreeing / paths.SEED_NOISE, lambda rows: rows[3].update(reproduced_accuracy=0.9741))
+    assert results.disagreements(agreeing) == [
+        "metrics/seed_noise.json: its train.seed run of dnn is not the main table's (other reproduced_accuracy than "
+        "metrics/summary.json)"]
+
+
+def test_a_sweep_of_another_run_is_named(agreeing):
+    edit_json(agreeing / results.SWEEP.with_suffix(".json"), lambda sweep: sweep["runs"][1]["accuracies"].reverse())
+    [line] = results.disagreements(agreeing)
+    assert line.startswith("metrics/sweeps/keep_prob.json: its run of keep_prob 0.7 and seed 777 (0.972) is not the "
+                           "main table's dnn_dropout")
+
+
+def test_numerics_of_another_vendor_are_named_with_their_files(agreeing):
+    vendor = json.loads((agreeing / results.sweep_numerics()).read_text())["cpu_vendor"]
+    other = OTHER_VENDOR[vendor]
+    edit_json(agreeing / results.SEED_NOISE_NUMERICS, lambda by_variant: by_variant["dnn"].update(cpu_vendor=other))
+    [line] = results.disagreements(agreeing)
+    assert line == (f"other numerics in one set of results (metrics/numerics.json: {vendor}; "
+                    f"metrics/seed_noise_numerics.json: {' and '.join(sorted([vendor, other]))}; "
+                    f"metrics/sweeps/keep_prob_numerics.json: {vendor})")
+
+
+def test_a_picture_of_another_report_is_named(agreeing):
+    (agreeing / report_picture.REPORT).write_text("<p>the report, made again</p>")
+    assert results.disagreements(agreeing) == ["docs/report.png: not the first screen of metrics/report.html as "
+                                               "committed"]
+
+
+def test_make_results_last_check_fails_in_one_line_naming_what_to_rerun(agreeing):
+    edit_json(agreeing / paths.SEED_NOISE, lambda rows: rows[0].update(cost_distance=0.5))
+    result = subprocess.run([sys.executable, "-m", "mnist_dnn.results"], cwd=agreeing, env=pipeline_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "softmax" in result.stderr and "run `make results`" in result.stderr and "Traceback" not in result.stderr
