@@ -11,11 +11,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from dvc_objects.fs.utils import tmp_fname
 from PIL import Image
 
 from helpers import commit, pipeline_env, run
-from mnist_dnn import cli
+from mnist_dnn import cli, dvc_internals
 from mnist_dnn.models import ModelSpec
 
 SPEC = ModelSpec(variant="softmax", hidden=(), init="normal")
@@ -190,7 +189,7 @@ def test_the_partial_file_of_a_failed_transfer_is_skipped_named_and_kept_from_th
 def test_a_corrupt_object_is_reported_beside_partial_files(failed_repo, mnist_dnn):
     repo, _ = failed_repo
     obj = cache_object(repo)
-    moved = obj.parent / tmp_fname(obj.name)  # the name dvc_objects.fs.utils.move gives an object on its way in
+    moved = obj.parent / dvc_internals.tmp_fname(obj.name)  # the name DVC's move gives an object on its way in
     moved.write_bytes(obj.read_bytes())
     corrupt(obj)
     verified = mnist_dnn(repo, "verify-cache")

@@ -6,13 +6,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from dvc.dependency import ParamsDependency
 from dvc.repo import Repo
 from ruamel.yaml import YAML
 
 from helpers import DROPOUT_VARIANT, REPO, VARIANTS
 from mnist_dnn import stage_deps
 from mnist_dnn.config import load_params
+from mnist_dnn.dvc_internals import ParamsDependency
 from mnist_dnn.stage_deps import code_files, imported_modules, script_of
 
 

@@ -5,7 +5,6 @@ a model of other params that still arrives (plain `dvc repro --pull`) is refused
 run cut to two variants (conftest's cut_project), a local folder as the remote and the moto S3 server.
 """
 
-import copy
 import hashlib
 import json
 import shutil
@@ -13,10 +12,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from dvc.stage.cache import _get_cache_hash
 from ruamel.yaml import YAML
 
 from helpers import edit_yaml, pipeline_env, ran_stages, run
+from mnist_dnn import dvc_internals
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 PLANTED = b"import os\nos.environ['PLANTED'] = 'yes'\n"
@@ -103,7 +102,7 @@ def rewrite(path, entry, refile):
     """Write ``entry`` over the entry file ``path``; with ``refile``, file it under the key and name that its new
     content hashes to, as DVC would have, so that only checks against dvc.yaml and the objects can refuse it."""
     if refile:
-        key, value = _get_cache_hash(copy.deepcopy(entry), key=True), _get_cache_hash(copy.deepcopy(entry))
+        key, value = dvc_internals.entry_hashes(entry)
         path.unlink()
         path = path.parents[2] / key[:2] / key / value
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 import networkx as nx
-from dvc.config import Config
 from dvc.exceptions import DvcException
 from dvc.repo import Repo
 from ruamel.yaml import YAML, YAMLError
 
+from mnist_dnn.dvc_internals import Config
 from mnist_dnn.errors import UserError, one_line
 from mnist_dnn.files import atomic_outputs
 from mnist_dnn.runtime import PR_SET_PDEATHSIG, Interrupted

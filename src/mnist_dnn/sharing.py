@@ -9,7 +9,6 @@ DVC trusts its cache: `dvc checkout` and `dvc push` copy an object without hashi
 taken as verified). `mnist-dnn verify-cache`, and push-run-cache before it pushes, hash every local object.
 """
 
-import copy
 import json
 import os
 import re
@@ -18,18 +17,13 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from types import SimpleNamespace
 
-from dvc.dependency.param import ParamsDependency
-from dvc.exceptions import CollectCacheError, DvcException
-from dvc.fs import LocalFileSystem
+from dvc.exceptions import DvcException
 from dvc.repo import Repo
-from dvc.schema import COMPILED_LOCK_FILE_STAGE_SCHEMA
-from dvc.stage.cache import _get_cache_hash
-from dvc_data.hashfile.hash import file_md5
 from voluptuous import Invalid
 
-from mnist_dnn import paths, provenance
+from mnist_dnn import dvc_internals, paths, provenance
+from mnist_dnn.dvc_internals import CollectCacheError, ParamsDependency
 from mnist_dnn.errors import UserError, one_line
 from mnist_dnn.model_file import read_record
 from mnist_dnn.yaml_file import read_yaml
@@ -37,13 +31,13 @@ from mnist_dnn.yaml_file import read_yaml
 
 def run_cache_entries(repo):
     """(key, value) of every local run-cache entry: files runs/<key[:2]>/<key>/<value>."""
-    return [(entry.parent.name, entry.name) for entry in Path(repo.stage_cache.cache_dir).glob("*/*/*")]
+    return [(entry.parent.name, entry.name) for entry in dvc_internals.run_cache_dir(repo).glob("*/*/*")]
 
 
 def local_outputs(repo, entry):
     """The objects that run-cache ``entry`` names and this clone's cache holds."""
     try:
-        used = repo.stage_cache.get_used_objs([entry])
+        used = dvc_internals.entry_objects(repo, [entry])
     except CollectCacheError:  # an entry pulled from elsewhere, whose directory outputs this clone never had
         return set()
     return {obj for objs in used.values() for obj in objs if repo.cache.local.exists(obj.value)}
@@ -53,13 +47,13 @@ def push_run_cache_outputs(repo, remote=None):
     """Push every object the local run-cache entries name and this clone holds; return (entries, objects sent)."""
     entries = run_cache_entries(repo)
     objs = set().union(*(local_outputs(repo, entry) for entry in entries))
-    result = repo.cloud.push(objs, remote=remote)
+    result = dvc_internals.push_objects(repo, objs, remote)
     if result.failed:
         raise UserError(f"{len(result.failed)} run-cache outputs failed to upload; run this again")
     return len(entries), len(result.transferred)
 
 
-# The "oid" that the cache's all() makes of a file DVC is still writing: dvc_objects.fs.utils.tmp_fname(prefix) is
+# The "oid" that the cache's all() makes of a file DVC is still writing: dvc_internals.tmp_fname(prefix) is
 # f"{prefix}.{token_urlsafe(16)}.tmp", beside the object: xx/.<token>.tmp, or xx/<rest>.<token>.tmp in utils.move
 PARTIAL = re.compile(r"[0-9a-f]{2}([0-9a-f]{30}(\.dir)?)?\.[A-Za-z0-9_-]{22}\.tmp")
 
@@ -71,8 +65,7 @@ def corrupt_objects(repo):
     oids = list(odb.all())
     partial = sorted(odb.oid_to_path(oid) for oid in oids if PARTIAL.fullmatch(oid))
     paths = {oid: odb.oid_to_path(oid) for oid in oids if not PARTIAL.fullmatch(oid)}
-    corrupt = [path for oid, path in paths.items()
-               if file_md5(path, odb.fs, name=odb.hash_name) != oid.removesuffix(".dir")]
+    corrupt = [path for oid, path in paths.items() if dvc_internals.object_md5(repo, path) != oid.removesuffix(".dir")]
     return corrupt, len(paths), partial
 
 
@@ -132,7 +125,7 @@ def read_entry(path):
     if path.stat().st_size > MAX_ENTRY_BYTES:
         raise UserError(f"{path.stat().st_size:,} bytes, larger than an entry of this project can be")
     try:
-        return COMPILED_LOCK_FILE_STAGE_SCHEMA(read_yaml(path.read_text(encoding="utf-8"), "its YAML"))
+        return dvc_internals.LOCK_ENTRY_SCHEMA(read_yaml(path.read_text(encoding="utf-8"), "its YAML"))
     except (UnicodeDecodeError, Invalid) as err:
         raise UserError(f"not a run-cache entry ({one_line(err)[:160]})") from None
 
@@ -178,9 +171,10 @@ def entry_refusal(entry, key, value, stages):
             return stage.addressing, f"{stranger} {where} the {kind} dvc.yaml declares"
     if found["params"] != expected["params"]:
         return stage.addressing, "its params are not the ones dvc.yaml declares"
-    if _get_cache_hash(copy.deepcopy(entry), key=True) != key:
+    hashed_key, hashed_value = dvc_internals.entry_hashes(entry)
+    if hashed_key != key:
         return stage.addressing, "its deps or params do not match the key it is filed under"
-    if _get_cache_hash(copy.deepcopy(entry)) != value:
+    if hashed_value != value:
         return stage.addressing, "its outs do not match the name it is filed under"
     return None
 
@@ -253,7 +247,7 @@ def stages_by_command(repo):
 
 def file_entry(repo, staged, key, value):
     """Move the checked entry ``staged`` into the local run-cache as runs/<key>/<value>; its path there."""
-    target = Path(repo.stage_cache.cache_dir, key[:2], key, value)
+    target = dvc_internals.run_cache_dir(repo) / key[:2] / key / value
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(staged, target)
     return target
@@ -271,8 +265,8 @@ def fetch_outputs(repo, entry_id, remote):
     """Fetch the objects that run-cache entry ``entry_id`` (key, value) names; the number fetched."""
     fetched = 0
     try:
-        for objs in repo.stage_cache.get_used_objs([entry_id]).values():
-            fetched += len(repo.cloud.pull(objs, remote=remote).transferred)
+        for objs in dvc_internals.entry_objects(repo, [entry_id]).values():
+            fetched += len(dvc_internals.pull_objects(repo, objs, remote).transferred)
     except CollectCacheError:  # a folder object the remote lacks: `dvc repro` reruns the stage
         pass
     return fetched
@@ -303,11 +297,9 @@ def pull_run_cache(remote=None):
     the checked entries only the local run-cache, which `dvc repro` then restores from."""
     with dvc_repo("mnist-dnn pull-run-cache") as repo:
         stages = stages_by_command(repo)
-        odb = repo.cloud.get_remote_odb(remote, "pull-run-cache", hash_name="md5-dos2unix")
         kept, refused, fetched = 0, 0, 0
         with tempfile.TemporaryDirectory(prefix="pull-run-cache.", dir=repo.tmp_dir) as tmp:
-            staging = SimpleNamespace(fs=LocalFileSystem(), path=tmp)
-            for key, value in repo.stage_cache.transfer(odb, staging):
+            for key, value in dvc_internals.fetch_entries(repo, remote, tmp):
                 objects, why = take_entry(repo, Path(tmp, "runs", key[:2], key, value), key, value, stages, remote)
                 fetched += objects
                 if why is None:
