@@ -18,6 +18,7 @@ USED = [  # (module, name): every name this module takes from DVC and its librar
     ("dvc.data_cloud", "DataCloud.push"),
     ("dvc.data_cloud", "DataCloud.pull"),
     ("dvc.schema", "COMPILED_LOCK_FILE_STAGE_SCHEMA"),
+    ("voluptuous", "Invalid"),
     ("dvc.config", "Config"),
     ("dvc.config", "Config.edit"),
     ("dvc.dependency.param", "ParamsDependency"),
@@ -52,7 +53,8 @@ def missing(used=USED):
 
 
 _get_cache_hash = resolve("dvc.stage.cache", "_get_cache_hash")
-LOCK_ENTRY_SCHEMA = resolve("dvc.schema", "COMPILED_LOCK_FILE_STAGE_SCHEMA")  # raises voluptuous.Invalid
+LOCK_ENTRY_SCHEMA = resolve("dvc.schema", "COMPILED_LOCK_FILE_STAGE_SCHEMA")  # raises Invalid
+Invalid = resolve("voluptuous", "Invalid")  # what DVC's schemas raise
 ParamsDependency = resolve("dvc.dependency.param", "ParamsDependency")
 Config = resolve("dvc.config", "Config")  # Config(dvc_dir=…).edit("local"): a project's .dvc/config.local
 CollectCacheError = resolve("dvc.exceptions", "CollectCacheError")  # an entry's folder object is missing

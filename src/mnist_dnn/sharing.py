@@ -20,10 +20,9 @@ from pathlib import Path, PurePosixPath
 
 from dvc.exceptions import DvcException
 from dvc.repo import Repo
-from voluptuous import Invalid
 
 from mnist_dnn import dvc_internals, paths, provenance
-from mnist_dnn.dvc_internals import CollectCacheError, ParamsDependency
+from mnist_dnn.dvc_internals import CollectCacheError, Invalid, ParamsDependency
 from mnist_dnn.errors import UserError, one_line
 from mnist_dnn.model_file import read_record
 from mnist_dnn.yaml_file import read_yaml
