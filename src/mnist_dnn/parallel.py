@@ -21,6 +21,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import networkx as nx
@@ -154,9 +155,22 @@ def _die_with_parent():
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def stage_task(name, files, entries, remotes, root, host, run_id, jobs, via_remote, force):
-    """Run stage ``name`` with `dvc repro` in a new copy of the workspace (the tar bytes ``files``, its dvc.lock given
-    the ``entries`` of the stages done so far); its result, with the copy's dvc.lock entry for the stage.
+@dataclass(frozen=True)
+class Run:
+    """What every stage task of one `mnist-dnn repro` shares, besides the workspace's files."""
+
+    remotes: dict  # the workspace's DVC remotes (remote_config)
+    root: str  # the workspace
+    host: str  # the workspace's machine
+    run_id: str  # names the run's copies
+    jobs: int  # stages at once
+    via_remote: bool
+    force: bool
+
+
+def stage_task(name, files, entries, run):
+    """Run stage ``name`` of the ``run`` with `dvc repro` in a new copy of the workspace (the tar bytes ``files``, its
+    dvc.lock given the ``entries`` of the stages done so far); its result, with the copy's dvc.lock entry for the stage.
 
     On the workspace's machine the copy lives under it and shares its DVC cache. Elsewhere, or ``via_remote``, the
     copy has its own cache and meets the others at the DVC remote: `mnist-dnn pull-run-cache` first, `push-run-cache`
@@ -164,21 +178,21 @@ def stage_task(name, files, entries, remotes, root, host, run_id, jobs, via_remo
     import ray
 
     node = ray.get_runtime_context().get_node_id()
-    local = not via_remote and socket.gethostname() == host and Path(root).is_dir()
+    local = not run.via_remote and socket.gethostname() == run.host and Path(run.root).is_dir()
     start = time.monotonic()
-    parent = Path(root, COPIES, run_id) if local else None
+    parent = Path(run.root, COPIES, run.run_id) if local else None
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)
     copy = tempfile.mkdtemp(prefix=f"{node[:8]}-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.", dir=parent)
     try:
         unpack(files, copy)
         update_lock(Path(copy, "dvc.lock"), entries)
-        configure_copy(copy, Path(root, ".dvc/cache") if local else None, remotes)
-        env = dict(os.environ, PYTHONPATH="src", OMP_NUM_THREADS=str(stage_threads(jobs)), DVC_NO_ANALYTICS="1",
+        configure_copy(copy, Path(run.root, ".dvc/cache") if local else None, run.remotes)
+        env = dict(os.environ, PYTHONPATH="src", OMP_NUM_THREADS=str(stage_threads(run.jobs)), DVC_NO_ANALYTICS="1",
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")  # this dvc, python
         mnist_dnn = [sys.executable, "-m", "mnist_dnn.cli"]
         run_in(copy, [*mnist_dnn, "pull-run-cache"] if not local else ["dvc", "checkout", "--allow-missing"], env)
-        output = run_in(copy, ["dvc", "repro", *(["--force", "--single-item"] if force else []), name], env)
+        output = run_in(copy, ["dvc", "repro", *(["--force", "--single-item"] if run.force else []), name], env)
         if not local:
             run_in(copy, [*mnist_dnn, "push-run-cache"], env)
         ran = f"Running stage '{name}'" in output
@@ -268,12 +282,13 @@ def repro(targets=(), jobs=1, address=None, force=False, dry=False, via_remote=F
         return
     if tasks:
         ray = start_ray(address, jobs)
-        run_id, entries = secrets.token_hex(4), {}
+        run = Run(remote_config(root), str(root), socket.gethostname(), secrets.token_hex(4), jobs, via_remote, force)
+        entries = {}
         try:
-            run_tasks(ray, tasks, (files, remote_config(root)), root, run_id, jobs, via_remote, force, entries)
+            run_tasks(ray, tasks, files, run, entries)
         finally:
             shutdown(ray)
-            shutil.rmtree(root / COPIES / run_id, ignore_errors=True)
+            shutil.rmtree(root / COPIES / run.run_id, ignore_errors=True)
             if not params:
                 update_lock(root / "dvc.lock", entries)  # the stages done, as `dvc repro` keeps them after a failure
     if via_remote:
@@ -289,18 +304,17 @@ def exp_args(params):
     return " ".join(f"-S {shlex.quote(param)}" for param in params)
 
 
-def run_tasks(ray, tasks, workspace, root, run_id, jobs, via_remote, force, entries):
-    """Submit each task once its upstream ones are done, at most ``jobs`` in flight; print a line as each ends and
-    add its dvc.lock entry to ``entries``; on the first failure raise a UserError with that stage's line (the caller's
-    ``shutdown`` stops the rest)."""
+def run_tasks(ray, tasks, files, run, entries):
+    """Submit each of the ``run``'s tasks on the workspace's ``files`` once its upstream ones are done, at most
+    ``run.jobs`` in flight; print a line as each ends and add its dvc.lock entry to ``entries``; on the first failure
+    raise a UserError with that stage's line (the caller's ``shutdown`` stops the rest)."""
     task = ray.remote(num_cpus=1, scheduling_strategy="SPREAD", max_retries=3)(stage_task)
-    files, remotes = ray.put(workspace[0]), workspace[1]
+    files = ray.put(files)
     waiting, done, flight = dict(tasks), set(), {}
     while waiting or flight:
-        for name in [n for n, upstream in waiting.items() if upstream <= done][: jobs - len(flight)]:
+        for name in [n for n, upstream in waiting.items() if upstream <= done][: run.jobs - len(flight)]:
             del waiting[name]
-            flight[task.remote(name, files, entries, remotes, str(root), socket.gethostname(), run_id, jobs, via_remote,
-                               force)] = name
+            flight[task.remote(name, files, entries, run)] = name
         [ref], _ = signalled(ray.wait, list(flight), num_returns=1)
         name = flight.pop(ref)
         try:
