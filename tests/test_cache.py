@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 
 from helpers import commit, pipeline_env, run
-from mnist_dnn import cli, dvc_internals
+from mnist_dnn import cli, dvc_internals, paths
 from mnist_dnn.models import ModelSpec
 
 SPEC = ModelSpec(variant="softmax", hidden=(), init="normal")
-MODEL = "models/softmax.safetensors"
+MODEL = paths.model_file("softmax").as_posix()
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_the_commands_that_read_only_records_import_no_torch(tmp_path):
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
-    """A git and DVC repo whose models/softmax.safetensors is DVC-tracked, with a default remote at ../remote (made
+    """A git and DVC repo whose MODEL is DVC-tracked, with a default remote at ../remote (made
     once per module; each test works in its own copy)."""
     root = tmp_path_factory.mktemp("template") / "repo"
     (root / "models").mkdir(parents=True)

@@ -10,7 +10,7 @@ from dvc.repo import Repo
 from ruamel.yaml import YAML
 
 from helpers import DROPOUT_VARIANT, REPO, VARIANTS
-from mnist_dnn import stage_deps
+from mnist_dnn import paths, stage_deps
 from mnist_dnn.config import load_params
 from mnist_dnn.dvc_internals import ParamsDependency
 from mnist_dnn.stage_deps import code_files, imported_modules, script_of
@@ -119,5 +119,5 @@ def test_dvc_yaml_declares_a_model_per_variant_for_the_model_registry():
     artifacts = {name: a for arts in Repo(str(REPO)).artifacts.read().values() for name, a in arts.items()}
     assert set(artifacts) == set(VARIANTS)
     for name, artifact in artifacts.items():
-        assert (artifact.path, artifact.type) == (f"models/{name}.safetensors", "model")
+        assert (artifact.path, artifact.type) == (paths.model_file(name).as_posix(), "model")
         assert artifact.desc and artifact.labels

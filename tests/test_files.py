@@ -6,14 +6,14 @@ from mnist_dnn.files import atomic_outputs
 
 
 def test_outputs_appear_only_once_all_are_written(tmp_path):
-    model, log = tmp_path / "models/m.bin", tmp_path / "logs/m"
+    model, log = tmp_path / "weights/m.bin", tmp_path / "logs/m"
     with atomic_outputs(model, log) as (new_model, new_log):
         new_log.mkdir()
         (new_log / "metrics.json").write_text("{}")
         new_model.write_bytes(b"weights")
         assert not model.exists() and not log.exists()
     assert model.read_bytes() == b"weights" and (log / "metrics.json").read_text() == "{}"
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["logs", "m", "m.bin", "metrics.json", "models"]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["logs", "m", "m.bin", "metrics.json", "weights"]
 
 
 def test_a_failure_after_one_output_is_written_publishes_none(tmp_path):

@@ -15,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from helpers import SMALL_RUN, commit, edit_yaml, pipeline_env, ran_stages, run
+from mnist_dnn import paths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
-MODEL = "models/softmax.safetensors"
+MODEL = paths.model_file("softmax").as_posix()
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def leftovers(root):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
 def test_a_stage_stopped_midway_leaves_nothing_half_written_and_dvc_repro_restores_it(project, tmp_path, signum):
     b = clone(project, tmp_path)
-    committed = (b / "models/dnn.safetensors").read_bytes()
+    committed = (b / paths.model_file("dnn")).read_bytes()
     repro = subprocess.Popen(["dvc", "repro", "--force", "--single-item", "train@dnn"], cwd=b, env=pipeline_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -81,7 +82,7 @@ def test_a_stage_stopped_midway_leaves_nothing_half_written_and_dvc_repro_restor
     assert leftovers(b) == []
     output = run(["dvc", "repro"], b)
     assert ran_stages(output) == set() and "Stage 'train@dnn' is cached" in output
-    assert (b / "models/dnn.safetensors").read_bytes() == committed
+    assert (b / paths.model_file("dnn")).read_bytes() == committed
     assert "up to date" in run(["dvc", "status"], b)
 
 

@@ -16,7 +16,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from helpers import edit_yaml, pipeline_env, ran_stages, run
-from mnist_dnn import parallel
+from mnist_dnn import parallel, paths
 
 pytestmark = pytest.mark.e2e
 # The tests on the Ray cluster share it, on one worker; the others start Ray in their own process, on any worker.
@@ -149,7 +149,7 @@ def test_a_lock_made_on_another_cpu_is_replaced_and_nothing_trains_twice(trained
     shutil.rmtree(root / ".dvc/cache/runs")
     lock = (root / "dvc.lock").read_text()
     for entry in lock_entries(root, {"train@softmax", "train@nn_normal"}).values():
-        [model] = [out["md5"] for out in entry["outs"] if out["path"].startswith("models/")]
+        [model] = [out["md5"] for out in entry["outs"] if out["path"].startswith(f"{paths.MODELS}/")]
         lock = lock.replace(model, f"{int(model, 16) ^ 1:032x}")  # in the train entry and the evaluate one
     (root / "dvc.lock").write_text(lock)
     run(["git", "commit", "-qam", "a lock made elsewhere"], root)
@@ -216,7 +216,7 @@ def test_a_failing_stage_stops_the_run_in_one_line_and_a_rerun_resumes(trained_p
     failed = repro(root, "--jobs", "2", "evaluate@nn_xavier")
     assert failed.returncode == 2
     assert re.fullmatch(r"error: train@nn_xavier: nn_xavier: training diverged in epoch 1 .*\n", failed.stderr)
-    assert not (root / "models/nn_xavier.safetensors").exists()
+    assert not (root / paths.model_file("nn_xavier")).exists()
     run(["git", "checkout", "--", "params.yaml"], root)
     resumed = repro(root, "--jobs", "2", "evaluate@nn_xavier")
     assert resumed.returncode == 0, resumed.stderr

@@ -11,6 +11,7 @@ from dvc.repo import Repo
 from ruamel.yaml import YAML
 
 from helpers import REPO
+from mnist_dnn import paths
 from mnist_dnn.errors import UserError
 from mnist_dnn.parallel import error_line, lock_entries, plan, repro, set_params, snapshot, up_to_date, update_lock
 
@@ -54,10 +55,10 @@ def test_the_snapshot_is_the_files_git_sees_uncommitted_ones_included():
     with tarfile.open(fileobj=io.BytesIO(snapshot(REPO))) as tar:
         names = set(tar.getnames())
     assert {"dvc.yaml", "params.yaml", "dvc.lock", "src/mnist_dnn/parallel.py", ".dvc/config"} <= names
-    assert not any(name.startswith((".git/", ".venv/", "data/", "models/", ".dvc/cache")) for name in names)
+    assert not any(name.startswith((".git/", ".venv/", "data/", f"{paths.MODELS}/", ".dvc/cache")) for name in names)
 
 
-LOCK = """schema: '2.0'
+LOCK = f"""schema: '2.0'
 stages:
   prepare:
     cmd: python stages/prepare.py
@@ -67,7 +68,7 @@ stages:
   train@softmax:
     cmd: python stages/train.py softmax
     outs:
-    - path: models/softmax.safetensors
+    - path: {paths.model_file("softmax")}
       md5: made-elsewhere
   evaluate@softmax:
     cmd: python stages/evaluate.py softmax
@@ -77,7 +78,8 @@ stages:
 def test_a_lock_takes_the_copies_entries_in_place_of_other_ones_and_no_stage_it_lacks(tmp_path):
     path = tmp_path / "dvc.lock"
     path.write_text(LOCK)
-    ours = {"cmd": "python stages/train.py softmax", "outs": [{"path": "models/softmax.safetensors", "md5": "here"}]}
+    ours = {"cmd": "python stages/train.py softmax", "outs": [{"path": str(paths.model_file("softmax")),
+                                                                 "md5": "here"}]}
     before = lock_entries(path)
     update_lock(path, {"prepare": before["prepare"], "train@softmax": ours, "train@dnn": ours})
     entries = lock_entries(path)

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from helpers import DROPOUT_VARIANT, SMALL_RUN, SMALL_STUDY, VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
+from mnist_dnn import paths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 
@@ -37,7 +38,7 @@ def test_repro_runs_every_stage_and_writes_all_metrics(repo):
         metrics = json.loads((root / f"metrics/eval/{variant}.json").read_text())
         assert 0.5 < metrics["accuracy"] <= 1  # the small run is far above chance (0.1)
         assert set(metrics["per_class_accuracy"]) == {str(c) for c in range(10)}
-        assert (root / f"models/{variant}.safetensors").stat().st_size > 0
+        assert (root / paths.model_file(variant)).stat().st_size > 0
     summary = json.loads((root / "metrics/summary.json").read_text())
     assert [row["variant"] for row in summary] == VARIANTS
     assert all(variant in (root / "metrics/summary.md").read_text() for variant in VARIANTS)
@@ -75,7 +76,7 @@ def files_in(folder):
 
 def test_a_training_stage_killed_mid_run_leaves_no_partial_output(repo):
     root, _ = repo
-    model, log = root / "models/dnn.safetensors", root / "metrics/train/dnn"
+    model, log = root / paths.model_file("dnn"), root / "metrics/train/dnn"
     trained, evaluated = model.read_bytes(), (root / "metrics/eval/dnn.json").read_text()
     logged = files_in(log)
     staging = ".dnn.safetensors.*.tmp"  # where the stage writes; a SIGKILL leaves its folder (files.atomic_outputs)
@@ -112,7 +113,7 @@ def test_push_then_pull_in_a_fresh_clone_leaves_nothing_to_rerun(repo):
     run(["dvc", "pull"], clone)
     assert ran_stages(run(["dvc", "repro"], clone)) == set()
     for variant in VARIANTS:
-        for path in (f"models/{variant}.safetensors", f"metrics/eval/{variant}.json"):
+        for path in (paths.model_file(variant), paths.eval_file(variant)):
             assert (clone / path).read_bytes() == (root / path).read_bytes(), path
 
 
@@ -195,7 +196,7 @@ def add_sixth_variant(root):
     dropout_line = f"      {DROPOUT_VARIANT}: {{reads: keep_prob}}\n"
     text = dvc_yaml.read_text().replace(dropout_line, f"{dropout_line}      {SIXTH}: {{reads: train}}\n")
     dvc_yaml.write_text(text + f"""  {SIXTH}:
-    path: models/{SIXTH}.safetensors
+    path: {paths.model_file(SIXTH)}
     type: model
     desc: MLP 784→1024→10 with ReLU, Xavier uniform init, Adam
     labels: [mnist, pytorch, safetensors, mlp]

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFile
 from torch import nn
 
 from helpers import REPO, edit_yaml
-from mnist_dnn import predict
+from mnist_dnn import paths, predict
 from mnist_dnn.cli import main
 from mnist_dnn.config import load_params
 from mnist_dnn.data import save_split
@@ -21,6 +21,7 @@ from mnist_dnn.errors import UserError
 from mnist_dnn.models import ModelSpec
 
 SPEC = ModelSpec(variant="tiny", hidden=(16,), init="xavier_uniform")
+TINY = paths.model_file("tiny")
 LABELS = [7, 2, 1, 0, 4]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -287,7 +288,7 @@ def write_params(root, changes=()):
 
 @pytest.fixture
 def model_file(tmp_path):
-    """models/tiny.safetensors in ``tmp_path``, trained (its record says) with the params.yaml beside it."""
+    """The model file of variant tiny in ``tmp_path``, trained (its record says) with the params.yaml beside it."""
     model = SPEC.build()
     path = tmp_path / "models" / "tiny.safetensors"
     path.parent.mkdir()
@@ -297,7 +298,7 @@ def model_file(tmp_path):
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch, model_file):
-    """A working directory with a 5-image test split, models/tiny.safetensors and a summary naming it best."""
+    """A working directory with a 5-image test split, the model of variant tiny and a summary naming it best."""
     monkeypatch.chdir(tmp_path)
     images = torch.randint(0, 256, (len(LABELS), 28, 28), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(0))
@@ -550,7 +551,7 @@ def test_finite_weights_whose_outputs_overflow_are_one_line(workdir, capsys, tmp
     model = SPEC.build()
     with torch.no_grad():
         model[0].weight.fill_(3e38)  # finite, but a sum of 784 of them is not
-    path = tmp_path / "models/huge.safetensors"
+    path = tmp_path / paths.model_file("huge")
     SPEC.save(model, path)
     err = expect_cli_error(capsys, "--model", str(path), "--index", "1", *(["--json"] if json_output else []))
     assert err == "error: the model's outputs overflow float32 (its weights are finite but too large)\n"
@@ -570,7 +571,7 @@ def test_predict_refuses_a_variant_trained_with_other_params_naming_the_key(work
                                                                               recorded, expected):
     write_params(tmp_path, {key: value})
     err = expect_cli_error(capsys, "--variant", "tiny", "--index", "0")
-    assert err == (f"error: models/tiny.safetensors: trained with {key} {recorded}, but params.yaml has {expected}; "
+    assert err == (f"error: {TINY}: trained with {key} {recorded}, but params.yaml has {expected}; "
                    "run `dvc repro --force train@tiny`\n")
     assert expect_cli_error(capsys, "--index", "0") == err  # the best variant of the summary, likewise
 
@@ -588,7 +589,7 @@ def test_a_model_file_without_a_record_loads_with_a_warning_line(workdir, tmp_pa
     main(["predict", "--variant", "tiny", "--index", "0", "--json"])
     out, err = capsys.readouterr()
     assert json.loads(out)["trained_with"] is None
-    assert err == ("warning: models/tiny.safetensors: records no training params (an older file); not checked "
+    assert err == (f"warning: {TINY}: records no training params (an older file); not checked "
                    "against params.yaml\n")
 
 
@@ -597,7 +598,7 @@ def test_a_record_that_does_not_match_its_digest_is_refused(workdir, tmp_path, c
     forged["params"]["optimizer"]["lr"] = 0.003  # values edited, digest kept
     SPEC.save(model_file[0], model_file[1], trained_with=forged)
     err = expect_cli_error(capsys, "--variant", "tiny", "--index", "0")
-    assert err == ("error: models/tiny.safetensors: not a mnist_dnn model file (metadata trained_with does not match "
+    assert err == (f"error: {TINY}: not a mnist_dnn model file (metadata trained_with does not match "
                    "its sha256)\n")
 
 
@@ -619,4 +620,4 @@ def test_predict_outside_a_project_names_the_file_it_looked_for(tmp_path, capsys
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path)
     err = expect_cli_error(capsys, "--variant", "tiny", "--index", "0")
-    assert err.startswith("error: models/tiny.safetensors: no such model file")
+    assert err.startswith(f"error: {TINY}: no such model file")

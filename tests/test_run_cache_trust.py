@@ -15,7 +15,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from helpers import edit_yaml, pipeline_env, ran_stages, run
-from mnist_dnn import dvc_internals
+from mnist_dnn import dvc_internals, paths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 PLANTED = b"import os\nos.environ['PLANTED'] = 'yes'\n"
@@ -154,8 +154,8 @@ def test_an_entry_whose_deps_params_or_outs_differ_from_dvc_yaml_or_its_key_is_r
                                                                                         change):
     path, entry = entry_of(remote, "stages/train.py nn_xavier")
     if change == "dropped out":
-        entry["outs"] = [out for out in entry["outs"] if not out["path"].startswith("models/")]
-        fragment = "models/nn_xavier.safetensors is missing from the outs"
+        entry["outs"] = [out for out in entry["outs"] if not out["path"].startswith(f"{paths.MODELS}/")]
+        fragment = f"{paths.model_file('nn_xavier')} is missing from the outs"
     elif change == "edited dep":
         entry["deps"][0]["md5"] = "0" * 32
         fragment = "do not match the key"
@@ -223,7 +223,7 @@ def test_a_genuine_model_of_other_params_is_refused_by_pull_run_cache(origin, tm
     edit_yaml(b / "params.yaml", {"optimizer.lr": 0.003})
     pulled = mnist_dnn(b, "pull-run-cache")
     assert pulled.returncode == 0
-    expected = "models/nn_xavier.safetensors was trained with optimizer.lr 0.001, but the entry says 0.003"
+    expected = f"{paths.model_file('nn_xavier')} was trained with optimizer.lr 0.001, but the entry says 0.003"
     [line] = refusals(pulled)
     assert ("of train@nn_xavier: " + expected if refile else "of train@nn_xavier: its outs do not match") in line
     output = run(["dvc", "repro", "evaluate@nn_xavier"], b)

@@ -141,7 +141,7 @@ from mnist_dnn.runtime import run_stage
 
 def write_model():
     spec = models.ModelSpec(variant="m", hidden=(64,), init="normal")
-    with files.atomic_outputs("models/m.safetensors") as (path,):
+    with files.atomic_outputs("weights/m.safetensors") as (path,):
         spec.save(spec.build(), path)
 
 def write_json():

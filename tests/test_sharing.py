@@ -17,6 +17,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from helpers import CUT_VARIANTS, commit, edit_yaml, pipeline_env, ran_stages, run
+from mnist_dnn import paths
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 BUCKET = "mnist-dnn"
@@ -90,7 +91,7 @@ def test_a_clone_that_pulls_from_s3_reruns_nothing_and_predicts(machine_a, machi
     assert rerun == set()
     assert "up to date" in run(["dvc", "status"], machine_b)
     for variant in CUT_VARIANTS:
-        model = f"models/{variant}.safetensors"
+        model = str(paths.model_file(variant))
         assert (machine_b / model).read_bytes() == (machine_a / model).read_bytes()
     args = ["--variant", "dnn_dropout", "--index", "0"]
     assert predict_json(machine_b, *args) == predict_json(machine_a, *args)
@@ -113,7 +114,7 @@ def test_a_run_cache_entry_made_on_one_machine_restores_the_stage_on_another(
     output = run(["dvc", "repro"], c)
     assert ran_stages(output) == {"summarize", "report"}, output  # outputs all `cache: false`: no run-cache for them
     assert "Stage 'train@dnn_dropout' is cached - skipping run" in output
-    for path in ("models/dnn_dropout.safetensors", "metrics/eval/dnn_dropout.json", "metrics/summary.json"):
+    for path in (paths.model_file("dnn_dropout"), paths.eval_file("dnn_dropout"), paths.SUMMARY):
         assert (c / path).read_bytes() == (machine_b / path).read_bytes()
 
 
@@ -173,7 +174,7 @@ def test_a_stranger_pulls_the_read_only_http_copy_and_reruns_nothing(machine_a, 
     rerun = ran_stages(run(["dvc", "repro"], stranger))
     figures["stranger: stages rerun by dvc repro"] = len(rerun)
     assert rerun == set()
-    model = "models/dnn_dropout.safetensors"
+    model = str(paths.model_file("dnn_dropout"))
     assert (stranger / model).read_bytes() == (machine_a / model).read_bytes()
 
 
@@ -184,11 +185,11 @@ def test_dvc_get_one_model_then_predict_with_it(machine_a, public_copy, tmp_path
     run(["dvc", "remote", "modify", "storage", "url", public_copy], published)
     commit(published, "default remote: the public copy")
     outsider = tmp_path_factory.mktemp("outsider")  # no clone, no pipeline
-    run(["dvc", "get", str(published), "models/dnn_dropout.safetensors"], outsider)
+    run(["dvc", "get", str(published), str(paths.model_file("dnn_dropout"))], outsider)
     test_set = "data/prepared/test.safetensors"
     run(["dvc", "get", str(published), test_set, "-o", test_set], outsider)
     model = outsider / "dnn_dropout.safetensors"
-    assert model.read_bytes() == (machine_a / "models/dnn_dropout.safetensors").read_bytes()
+    assert model.read_bytes() == (machine_a / paths.model_file("dnn_dropout")).read_bytes()
     got = predict_json(outsider, "--model", "dnn_dropout.safetensors", "--index", "0")
     assert got == predict_json(machine_a, "--variant", "dnn_dropout", "--index", "0")
 
@@ -229,7 +230,8 @@ def test_a_pull_of_a_tampered_object_fails_naming_the_file_and_keeps_the_workspa
     tampered = tmp_path_factory.mktemp("tampered") / "storage"
     shutil.copytree(machine_a.parent / "mnist-dnn-storage", tampered)
     lock = YAML(typ="safe").load(machine_a / "dvc.lock")
-    md5 = next(out["md5"] for out in lock["stages"][f"train@{TAMPERED}"]["outs"] if out["path"].startswith("models/"))
+    model = str(paths.model_file(TAMPERED))
+    md5 = next(out["md5"] for out in lock["stages"][f"train@{TAMPERED}"]["outs"] if out["path"] == model)
     obj = tampered / "files/md5" / md5[:2] / md5[2:]
     content = bytearray(obj.read_bytes())
     content[-1] ^= 0xFF  # one byte changed, same size
@@ -238,10 +240,10 @@ def test_a_pull_of_a_tampered_object_fails_naming_the_file_and_keeps_the_workspa
     run(["dvc", "remote", "modify", "--local", "storage", "url", str(tampered)], d)
     run(["dvc", "pull", "prepare", f"train@{INTACT}"], d)  # intact objects, already in the workspace
     before = {p: p.read_bytes() for p in (d / "data/prepared").iterdir()} | {
-        d / f"models/{INTACT}.safetensors": (d / f"models/{INTACT}.safetensors").read_bytes()
+        d / paths.model_file(INTACT): (d / paths.model_file(INTACT)).read_bytes()
     }
     pull = subprocess.run(["dvc", "pull"], cwd=d, env=pipeline_env(), capture_output=True, text=True)
     assert pull.returncode != 0
-    assert f"models/{TAMPERED}.safetensors" in pull.stderr + pull.stdout
-    assert not (d / f"models/{TAMPERED}.safetensors").exists()  # the tampered bytes never reach the workspace
+    assert str(paths.model_file(TAMPERED)) in pull.stderr + pull.stdout
+    assert not (d / paths.model_file(TAMPERED)).exists()  # the tampered bytes never reach the workspace
     assert {p: p.read_bytes() for p in before} == before

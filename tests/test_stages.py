@@ -8,7 +8,7 @@ import torch
 
 import helpers
 from helpers import DELETE, REPO, edit_yaml
-from mnist_dnn import data
+from mnist_dnn import data, paths
 
 
 @pytest.fixture
@@ -39,26 +39,27 @@ def run_stage(workspace, monkeypatch, capsys):
 
 
 def written(workspace):
-    """Files under models/ and metrics/."""
+    """Files under the models' and metrics' folders."""
     return sorted(
-        str(p.relative_to(workspace)) for d in ("models", "metrics") for p in (workspace / d).rglob("*") if p.is_file()
+        str(p.relative_to(workspace)) for d in (paths.MODELS, "metrics") for p in (workspace / d).rglob("*")
+        if p.is_file()
     )
 
 
 def test_a_good_stage_run_writes_its_outputs(workspace, run_stage):
     result = run_stage("train", "softmax")
     assert result.returncode == 0, result.stderr
-    assert {"models/softmax.safetensors", "metrics/train/softmax/metrics.json"} <= set(written(workspace))
+    assert {str(paths.model_file("softmax")), "metrics/train/softmax/metrics.json"} <= set(written(workspace))
 
 
 def test_evaluate_refuses_the_model_file_of_another_variant(workspace, run_stage):
     assert run_stage("train", "softmax").returncode == 0
-    (workspace / "models/nn_xavier.safetensors").write_bytes((workspace / "models/softmax.safetensors").read_bytes())
+    (workspace / paths.model_file("nn_xavier")).write_bytes((workspace / paths.model_file("softmax")).read_bytes())
     result = run_stage("evaluate", "nn_xavier")
     assert result.returncode == 2
     assert result.stderr == (
-        "error: models/nn_xavier.safetensors: holds softmax (784→10, normal, normal biases, dropout 0), not nn_xavier"
-        " as params.yaml has it (784→256→256→10, xavier_uniform, normal biases, dropout 0); run"
+        f"error: {paths.model_file('nn_xavier')}: holds softmax (784→10, normal, normal biases, dropout 0), not "
+        "nn_xavier as params.yaml has it (784→256→256→10, xavier_uniform, normal biases, dropout 0); run"
         " `dvc repro --force train@nn_xavier`\n"
     )
     assert not (workspace / "metrics/eval").exists()
@@ -78,7 +79,7 @@ BAD_INPUTS = {
         ("optimizer.lr", 1e30), ("train", "nn_xavier"), "nn_xavier: training diverged in epoch 1 (mean train loss nan)"
     ),
     "unknown variant to evaluate": (None, ("evaluate", "nope"), "unknown variant 'nope'"),
-    "no trained model": (None, ("evaluate", "softmax"), "models/softmax.safetensors: no such model file"),
+    "no trained model": (None, ("evaluate", "softmax"), f"{paths.model_file('softmax')}: no such model file"),
 }
 
 

@@ -12,20 +12,20 @@ from types import SimpleNamespace
 import pytest
 
 from helpers import commit, pipeline_env, run
-from mnist_dnn import numerics, verify
+from mnist_dnn import numerics, paths, verify
 from mnist_dnn.device import select_device
 from mnist_dnn.errors import UserError
 
 pytestmark = pytest.mark.xdist_group("verify")  # its end-to-end tests share one committed run
 
-LOCK = """schema: '2.0'
+LOCK = f"""schema: '2.0'
 stages:
   train@softmax:
     cmd: python stages/train.py softmax
     outs:
     - path: metrics/train/softmax/metrics.json
       md5: 1111111111111111111111111111111a
-    - path: models/softmax.safetensors
+    - path: {paths.model_file("softmax")}
       md5: 2222222222222222222222222222222b
   evaluate@softmax:
     cmd: python stages/evaluate.py softmax

@@ -4,6 +4,7 @@ end."""
 import argparse
 import os
 
+from mnist_dnn import paths
 from mnist_dnn.runtime import run_stage
 
 
@@ -11,8 +12,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="mnist-dnn", description="The lecture's MNIST models, reproduced.")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("predict", help="predict one digit: a test image or your own PNG/JPEG")
-    p.add_argument("--variant", help="trained variant to use (default: the best one in metrics/summary.json)")
-    p.add_argument("--model", help="weights file to use (default: models/<variant>.safetensors)")
+    p.add_argument("--variant", help=f"trained variant to use (default: the best one in {paths.SUMMARY})")
+    p.add_argument("--model", help=f"weights file to use (default: {paths.model_file('<variant>')})")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--index", type=int, help="test image number")
     source.add_argument("--image", help="a PNG or JPEG of one digit, any size, dark-on-light or light-on-dark")

@@ -140,7 +140,7 @@ def test_image(index, seed, split=paths.TEST_SPLIT):
 
 
 def model_path(variant, root=Path(".")):
-    """``models/<variant>.safetensors`` under ``root``, for a variant name that cannot lead out of models/."""
+    """The model file of ``variant`` (paths.model_file) under ``root``, for a name that cannot lead out of it."""
     if not re.fullmatch(NAME_PATTERN, variant):
         raise UserError(f"{variant[:80]!r}: not a variant name (lowercase letters, digits and _)")
     return root / paths.model_file(variant)

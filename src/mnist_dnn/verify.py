@@ -185,7 +185,7 @@ def main(args):
     print(f"deterministic: {variant} trained again here{how} gives the same bytes")
     if restore:
         git("checkout", COMMITTED, "--", *CHECKED)
-        print(f"restored the committed {' and '.join(CHECKED)}; models/ keeps this machine's models")
+        print(f"restored the committed {' and '.join(CHECKED)}; {paths.MODELS} keeps this machine's models")
 
 
 if __name__ == "__main__":
