@@ -6,7 +6,7 @@ import re
 import pytest
 
 from helpers import REPO
-from mnist_dnn import doc_tables, report_picture
+from mnist_dnn import doc_tables, paths, report_picture
 from mnist_dnn.errors import UserError
 
 DOCS = doc_tables.doc_files(REPO)
@@ -56,7 +56,7 @@ def test_the_readme_is_a_first_screen_with_the_table_the_picture_and_both_comman
 
 def test_the_readme_picture_is_the_first_screen_of_the_committed_report():
     shown = report_picture.source_digest(REPO / report_picture.PICTURE)
-    assert shown == report_picture.sha256(REPO / report_picture.REPORT), \
+    assert shown == report_picture.sha256(REPO / paths.REPORT), \
         "docs/report.png shows another report than metrics/report.html: `make results` makes both again"
 
 

@@ -46,10 +46,10 @@ def agreeing(tmp_path):
     write_json(tmp_path / paths.SEED_NOISE, noise)
     write_json(tmp_path / paths.NUMERICS, {row["variant"]: one for row in table})
     write_json(tmp_path / results.SEED_NOISE_NUMERICS, {row["variant"]: one for row in table})
-    write_json(tmp_path / results.SWEEP.with_suffix(".json"), sweep)
+    write_json(tmp_path / paths.SWEEP, sweep)
     write_json(tmp_path / results.sweep_numerics(), one)
     (tmp_path / "metrics/report.html").write_text("<p>the report</p>")
-    picture_of(tmp_path / report_picture.REPORT, tmp_path / report_picture.PICTURE)
+    picture_of(tmp_path / paths.REPORT, tmp_path / report_picture.PICTURE)
     assert table[-1]["variant"] == "dnn_dropout" and "keep_prob: 0.7" in (tmp_path / "params.yaml").read_text()
     return tmp_path
 
@@ -72,7 +72,7 @@ def test_a_seed_noise_table_of_another_run_is_named(agreeing):
 
 
 def test_a_sweep_of_another_run_is_named(agreeing):
-    edit_json(agreeing / results.SWEEP.with_suffix(".json"), lambda sweep: sweep["runs"][1]["accuracies"].reverse())
+    edit_json(agreeing / paths.SWEEP, lambda sweep: sweep["runs"][1]["accuracies"].reverse())
     [line] = results.disagreements(agreeing)
     assert line.startswith("metrics/sweeps/keep_prob.json: its run of keep_prob 0.7 and seed 777 (0.972) is not the "
                            "main table's dnn_dropout")
@@ -89,7 +89,7 @@ def test_numerics_of_another_vendor_are_named_with_their_files(agreeing):
 
 
 def test_a_picture_of_another_report_is_named(agreeing):
-    (agreeing / report_picture.REPORT).write_text("<p>the report, made again</p>")
+    (agreeing / paths.REPORT).write_text("<p>the report, made again</p>")
     assert results.disagreements(agreeing) == ["docs/report.png: not the first screen of metrics/report.html as "
                                                "committed"]
 

@@ -1,4 +1,5 @@
-"""The stage outputs that `mnist-dnn predict`, the keep_prob sweep and `make verify` read, where dvc.yaml puts them:
+"""The stage outputs that `mnist-dnn predict`, the keep_prob sweep, `make verify` and `make results` read, where
+dvc.yaml puts them:
 each constant is the dvc.yaml var of its name in lower case (tests/test_paths.py holds them together)."""
 
 from pathlib import Path
@@ -13,6 +14,8 @@ SUMMARY = Path("metrics/summary.json")
 TEST_METRICS = Path("metrics/test.json")
 NUMERICS = Path("metrics/numerics.json")
 SEED_NOISE = Path("metrics/seed_noise.json")
+SWEEP = Path("metrics/sweeps/keep_prob.json")
+REPORT = Path("metrics/report.html")
 
 
 def model_file(variant):

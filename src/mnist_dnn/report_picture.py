@@ -10,13 +10,12 @@ from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
-from mnist_dnn import files
+from mnist_dnn import files, paths
 from mnist_dnn.errors import UserError
 from mnist_dnn.runtime import run_stage
 
 SCREEN = (1200, 440)  # CSS pixels: the title, the links and the main table, as wide as that table needs
 SOURCE_KEY = "mnist-dnn:source-sha256"  # the PNG text chunk that names the page shown
-REPORT = Path("metrics/report.html")
 PICTURE = Path("docs/report.png")
 
 
@@ -53,6 +52,6 @@ def main(args):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m mnist_dnn.report_picture", description=__doc__.splitlines()[0])
-    parser.add_argument("page", nargs="?", default=REPORT, help=f"the report (default: {REPORT})")
+    parser.add_argument("page", nargs="?", default=paths.REPORT, help=f"the report (default: {paths.REPORT})")
     parser.add_argument("picture", nargs="?", default=PICTURE, help=f"the PNG to write (default: {PICTURE})")
     run_stage(main, parser.parse_args())

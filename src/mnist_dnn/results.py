@@ -11,7 +11,6 @@ from mnist_dnn.errors import UserError
 from mnist_dnn.runtime import run_stage
 
 SEED_NOISE_NUMERICS = Path("metrics/seed_noise_numerics.json")  # `make seed-noise` writes it beside SEED_NOISE
-SWEEP = Path("metrics/sweeps/keep_prob")  # `make sweep` writes its .json, .md, .svg and numerics (sweep.py)
 
 
 def disagreements(root="."):
@@ -21,7 +20,7 @@ def disagreements(root="."):
     params = load_params(root / "params.yaml", training=False)
     table = {row["variant"]: row for row in outputs.read_summary(root / paths.SUMMARY)}
     noise = {row["variant"]: row for row in outputs.read_summary(root / paths.SEED_NOISE, "make seed-noise")}
-    keep_probs = outputs.read_sweep(root / SWEEP.with_suffix(".json"))
+    keep_probs = outputs.read_sweep(root / paths.SWEEP)
     found = []
     for variant, row in table.items():
         differing = [key for key, value in row.items() if noise.get(variant, {}).get(key) != value]
@@ -34,7 +33,7 @@ def disagreements(root="."):
     variant = keep_probs["variant"]
     expected = table.get(variant, {}).get("reproduced_accuracy")
     if swept != [expected]:
-        found.append(f"{SWEEP.with_suffix('.json')}: its run of keep_prob {keep_prob:g} and seed {seed} "
+        found.append(f"{paths.SWEEP}: its run of keep_prob {keep_prob:g} and seed {seed} "
                      f"({', '.join(map(str, swept)) or 'none'}) is not the main table's {variant} ({expected})")
     recorded = {  # each set of results: the numerics of its models
         paths.NUMERICS: outputs.read_json(root / paths.NUMERICS, dict, "dvc repro summarize").values(),
@@ -45,14 +44,15 @@ def disagreements(root="."):
     if len(set().union(*distinct.values())) > 1:
         named = "; ".join(f"{path}: {' and '.join(sorted(map(_machine, keys)))}" for path, keys in distinct.items())
         found.append(f"other numerics in one set of results ({named})")
-    picture, report = root / report_picture.PICTURE, root / report_picture.REPORT
+    picture, report = root / report_picture.PICTURE, root / paths.REPORT
     if report_picture.source_digest(picture) != report_picture.sha256(report):
-        found.append(f"{report_picture.PICTURE}: not the first screen of {report_picture.REPORT} as committed")
+        found.append(f"{report_picture.PICTURE}: not the first screen of {paths.REPORT} as committed")
     return found
 
 
 def sweep_numerics():
-    return sweep.numerics_file(SWEEP)
+    """Where `make sweep` records the numerics of the sweep at paths.SWEEP."""
+    return sweep.numerics_file(paths.SWEEP.with_suffix(""))
 
 
 def _machine(key):
