@@ -65,6 +65,13 @@ def _cap_memory():
 
 
 @pytest.fixture
+def outside_repo(tmp_path, monkeypatch):
+    """Run the test in its tmp_path: dvclive writes and deletes signal files in the DVC repository that holds the
+    working directory, and two workers' Live in the project's own .dvc/tmp would race."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
 def run_capped(tmp_path):
     """Run ``python -c code *args`` in ``tmp_path`` under 1.5 GB of memory and 30 s; its CompletedProcess."""
 

@@ -234,7 +234,7 @@ def test_report_references_nothing_outside(inputs):
 
 
 @pytest.fixture
-def workspace(tmp_path, inputs):
+def workspace(tmp_path, inputs, outside_repo):
     """A working folder holding the stage's inputs: params, summary, curves, confusion CSVs, a test split, seed noise,
     the sweep and the optimizer study."""
     (tmp_path / "metrics/sweeps").mkdir(parents=True)

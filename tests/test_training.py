@@ -154,6 +154,7 @@ def test_the_lab_biases_are_drawn_from_a_standard_normal():
     assert default[0].bias.abs().max().item() <= 1 / 28  # nn.Linear's U(±1/√784)
 
 
+@pytest.mark.usefixtures("outside_repo")
 def test_train_logs_every_epoch_with_dvclive_and_logs_nothing_else(tmp_path):
     hp = TrainParams(epochs=2, batch_size=50, seed=777)
     spec = ModelSpec(variant="tiny", hidden=(16,), init="xavier_uniform")
