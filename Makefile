@@ -8,6 +8,11 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # repository, and the editable install would otherwise give it the workspace's code.
 export PYTHONPATH := src$(if $(PYTHONPATH),:$(PYTHONPATH))
 export DVC_NO_ANALYTICS := 1
+# Absolute, because stages also run in copies elsewhere (mnist-dnn repro's tasks, DVC experiments).
+ifdef MNIST_MIRROR
+override MNIST_MIRROR := $(abspath $(MNIST_MIRROR))
+export MNIST_MIRROR
+endif
 .DEFAULT_GOAL := help
 
 .PHONY: help install repro verify lint check deps test docs browser bench bench-numerics bench-vendors bench-gpu bench-parallel seed-noise sweep results
