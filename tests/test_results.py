@@ -50,6 +50,8 @@ def agreeing(tmp_path):
     write_json(tmp_path / results.sweep_numerics(), one)
     (tmp_path / "metrics/report.html").write_text("<p>the report</p>")
     picture_of(tmp_path / paths.REPORT, tmp_path / report_picture.PICTURE)
+    (tmp_path / "metrics/summary.md").write_text("| variant | mean ± std |\n|---|---|\n| dnn | 97.91 ± 0.29% |\n")
+    (tmp_path / "README.md").write_text("The deep network gives 97.91 ± 0.29%, the lecture 97.42%.\n")
     assert table[-1]["variant"] == "dnn_dropout" and "keep_prob: 0.7" in (tmp_path / "params.yaml").read_text()
     return tmp_path
 
@@ -92,6 +94,13 @@ def test_a_picture_of_another_report_is_named(agreeing):
     (agreeing / paths.REPORT).write_text("<p>the report, made again</p>")
     assert results.disagreements(agreeing) == ["docs/report.png: not the first screen of metrics/report.html as "
                                                "committed"]
+
+
+def test_a_figure_that_no_result_table_holds_is_named(agreeing):
+    (agreeing / "docs/results.md").write_text("```\n12.34%\n```\nSeed 777 gives 97.41% (±0.29; noise 0.34 pp).\n")
+    assert results.disagreements(agreeing) == [
+        "docs/results.md: quotes 97.41%, which no committed result table holds (edit its prose)",
+        "docs/results.md: quotes 0.34 pp, which no committed result table holds (edit its prose)"]
 
 
 def test_make_results_last_check_fails_in_one_line_naming_what_to_rerun(agreeing):

@@ -12,11 +12,15 @@ from mnist_dnn.errors import UserError
 from mnist_dnn.runtime import run_stage
 
 MARKER = re.compile(r"<!-- copied from ([^\s,]+)(?:, table (\d+))?")
+# A figure that prose quotes: a percentage or percentage points (a range of them too), or a "± std".
+FIGURE = re.compile(r"\d+\.\d+(?:[–-]\d+\.\d+)?\s?(?:%|pp\b)|±\s?\d+\.\d+")
+NUMBER = re.compile(r"\d+\.\d+")
+RESULT_TABLES = ("metrics/*.md", "metrics/sweeps/*.md")
 
 
 def doc_files(root):
-    """README.md and docs/*.md under ``root``."""
-    return [Path(root, "README.md"), *sorted(Path(root, "docs").glob("*.md"))]
+    """README.md (where there is one) and docs/*.md under ``root``."""
+    return [*Path(root).glob("README.md"), *sorted(Path(root, "docs").glob("*.md"))]
 
 
 def tables(text):
@@ -56,6 +60,24 @@ def copied_again(text, root):
     for path, number, where in reversed(list(copies(text))):
         lines[where] = source_table(root, path, number)
     return "\n".join(lines) + "\n"
+
+
+def prose(text):
+    """``text`` without its code blocks, HTML comments and copied tables."""
+    lines = text.splitlines()
+    for _, _, where in copies(text):
+        lines[where] = [""] * len(lines[where])
+    return re.sub(r"^```.*?^```|<!--.*?-->", "", "\n".join(lines), flags=re.S | re.M)
+
+
+def unsourced_figures(root, lecture):
+    """Each (doc, figure) where README.md or docs/*.md quotes a figure that no committed result table under ``root``
+    holds and that is not one of the ``lecture``'s accuracies (fractions)."""
+    held = {f"{100 * accuracy:.2f}" for accuracy in lecture}
+    for pattern in RESULT_TABLES:
+        held.update(number for path in sorted(Path(root).glob(pattern)) for number in NUMBER.findall(path.read_text()))
+    return [(doc.relative_to(root).as_posix(), figure) for doc in doc_files(root)
+            for figure in FIGURE.findall(prose(doc.read_text())) if not set(NUMBER.findall(figure)) <= held]
 
 
 def main(root="."):

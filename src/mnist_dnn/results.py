@@ -1,11 +1,12 @@
 """The committed results agree: the seed-noise table, the sweep and the README's picture come from the run of the main
-table, and every one of them names the same numerics. ``make results`` remakes them all at once, then checks this.
+table, every one of them names the same numerics, and the docs' prose quotes only figures they hold. ``make results``
+remakes them all at once, then checks this.
 """
 
 import json
 from pathlib import Path
 
-from mnist_dnn import outputs, paths, report_picture, sweep
+from mnist_dnn import doc_tables, outputs, paths, report_picture, sweep
 from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
 from mnist_dnn.runtime import run_stage
@@ -47,6 +48,8 @@ def disagreements(root="."):
     picture, report = root / report_picture.PICTURE, root / paths.REPORT
     if report_picture.source_digest(picture) != report_picture.sha256(report):
         found.append(f"{report_picture.PICTURE}: not the first screen of {paths.REPORT} as committed")
+    for doc, figure in doc_tables.unsourced_figures(root, params.lecture_accuracy.values()):
+        found.append(f"{doc}: quotes {figure}, which no committed result table holds (edit its prose)")
     return found
 
 
