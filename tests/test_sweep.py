@@ -1,8 +1,11 @@
 """The keep_prob sweep's driver: its experiments' names and targets, and the tables it collects from their git refs."""
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -109,3 +112,18 @@ def test_collect_only_writes_the_json_table_chart_and_numerics(repo, monkeypatch
 def test_bad_sweeps_are_refused_before_anything_is_queued(variant, values, seeds, message):
     with pytest.raises(UserError, match=message):
         sweep.check(load_params(REPO / "params.yaml"), variant, values, seeds)
+
+
+def test_dvc_returns_when_the_command_does_though_a_worker_it_started_goes_on(tmp_path, monkeypatch):
+    # `dvc queue start` leaves its workers running, holding the output they inherited: the sweep waited on them once.
+    fake = tmp_path / "bin/dvc"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {tmp_path}/worker\necho started\necho note >&2\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    try:
+        result = subprocess.run([sys.executable, "-c", "from mnist_dnn import sweep; print(sweep.dvc('queue', "
+                                 "'start', capture=True), end='')"], capture_output=True, text=True, timeout=60)
+    finally:
+        os.kill(int((tmp_path / "worker").read_text()), signal.SIGKILL)
+    assert result.returncode == 0 and result.stdout == "started\n", result.stderr

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,11 +34,15 @@ def targets(variant, seeds):
 
 
 def dvc(*args, capture=False):
-    """Run ``dvc args``; a UserError with its output if it fails."""
-    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise UserError(f"`dvc {' '.join(args)}` failed: {(result.stderr or result.stdout).strip()}")
-    return result.stdout if capture else None
+    """Run ``dvc args``; a UserError with its output if it fails. The output goes through files, not pipes: `dvc queue
+    start` leaves its workers running with them, and a pipe would keep this waiting until the last worker exits."""
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        returncode = subprocess.run(["dvc", *args], stdout=stdout, stderr=stderr).returncode
+        stdout.seek(0), stderr.seek(0)
+        output, errors = stdout.read(), stderr.read()
+    if returncode != 0:
+        raise UserError(f"`dvc {' '.join(args)}` failed: {(errors or output).strip()}")
+    return output if capture else None
 
 
 def experiment_refs():
