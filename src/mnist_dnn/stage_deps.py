@@ -19,15 +19,14 @@ def module_file(root, name):
 
 def imported_modules(path):
     """The mnist_dnn modules that the file at ``path`` imports anywhere in it (functions included), with the packages
-    Python imports first to import them."""
+    Python imports first to import them, and each name imported from them (a module or not: code_files tells)."""
     modules = set()
     for node in ast.walk(ast.parse(Path(path).read_text())):
         if isinstance(node, ast.Import):
             modules |= {alias.name for alias in node.names if alias.name.split(".")[0] == "mnist_dnn"}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "mnist_dnn":
-            modules.add(node.module)
-            if node.module == "mnist_dnn":  # from mnist_dnn import data, files
-                modules |= {f"mnist_dnn.{alias.name}" for alias in node.names}
+            modules.add(node.module)  # and each name, which may be a module: from mnist_dnn.lecture import data
+            modules |= {f"{node.module}.{alias.name}" for alias in node.names}
     parts = [module.split(".") for module in modules]
     return {".".join(part[: i + 1]) for part in parts for i in range(len(part))}
 
@@ -38,7 +37,7 @@ def code_files(root, script):
     seen, todo = set(), imported_modules(Path(root, script))
     while todo:
         module = todo.pop()
-        if module not in seen:
+        if module not in seen and module_file(root, module).is_file():  # not a name imported from a module
             seen.add(module)
             todo |= imported_modules(module_file(root, module))
     return [script] + sorted(module_file(root, m).relative_to(root).as_posix() for m in seen)
