@@ -1,6 +1,7 @@
 """README.md and docs/: every copied table equals its source, every relative link leads to a file, and the README
 stays a first screen."""
 
+import json
 import re
 
 import pytest
@@ -52,6 +53,16 @@ def test_the_readme_is_a_first_screen_with_the_table_the_picture_and_both_comman
     assert [path for path, _, _ in doc_tables.copies(readme)] == ["metrics/summary.md"]
     assert "docs/report.png" in links(readme)
     assert "make repro" in readme and "make test" in readme
+
+
+def test_readme_and_reproducibility_name_the_committed_runs_cpu_vendor():
+    vendors = {numerics.get("cpu_vendor") for numerics in json.loads((REPO / paths.NUMERICS).read_text()).values()}
+    [vendor] = vendors
+    name, other = {"AuthenticAMD": ("AMD", "Intel"), "GenuineIntel": ("Intel", "AMD")}[vendor]
+    assert f"An {name} CPU (the committed run's vendor" in (REPO / "README.md").read_text()
+    assert f"byte for byte on an {name} x86-64 CPU" in (REPO / "README.md").read_text()
+    page = (REPO / "docs/reproducibility.md").read_text()
+    assert f"({other} against the committed {name} run)" in page and f"The committed run is an {name} " in page
 
 
 def test_the_readme_picture_is_the_first_screen_of_the_committed_report():
