@@ -33,9 +33,9 @@ repro: install  ## run the whole pipeline (mnist-dnn repro: dvc repro's stages, 
 	mnist-dnn repro
 
 # Rerun the pipeline and prove it gives the committed results: byte for byte with the committed run's numerics, within
-# seed noise with others; and one variant trained twice gives the same bytes (src/mnist_dnn/verify.py).
+# seed noise with others; and one variant trained twice gives the same bytes (src/mnist_dnn/tools/verify.py).
 verify: install  ## rerun the pipeline and prove it gives the committed results
-	python -m mnist_dnn.verify
+	python -m mnist_dnn.tools.verify
 
 # Tests run on every core (pytest-xdist; more workers than cores measured slower: the stages keep the cores busy). Each
 # module that shares one pipeline run, and the tests on one Ray cluster, stay on one worker (xdist_group); the order
@@ -52,7 +52,7 @@ check: install lint  ## the edit-test loop: every test but the pipeline, remotes
 # After adding an import to a module a stage runs: tests/test_dvc_yaml.py fails until dvc.yaml lists it. Running it
 # twice changes nothing.
 deps: install  ## rewrite each dvc.yaml stage's code deps from the modules it imports
-	python -m mnist_dnn.stage_deps
+	python -m mnist_dnn.tools.stage_deps
 
 # The slowest 30 tests close the report, so that a CI log shows where its minutes went.
 test: install lint browser  ## the full test suite, as CI runs it
@@ -60,7 +60,7 @@ test: install lint browser  ## the full test suite, as CI runs it
 
 # After a run: copy the result tables (metrics/*.md) into README.md and docs/ again (tests/test_docs.py checks them).
 docs: install  ## copy the result tables into README.md and docs/ again
-	python -m mnist_dnn.doc_tables
+	python -m mnist_dnn.results.doc_tables
 
 # tests/test_report.py drives Debian's headless Chromium; install it when missing (as root, on Debian or Ubuntu).
 browser:  ## install headless Chromium for the report tests when missing
@@ -108,7 +108,7 @@ seed-noise: repro  ## the committed 5-seed table, as a temporary DVC experiment
 
 # Every committed result, remade on this machine in one go: the pipeline (forced: nothing restored from another
 # machine's run), the seed-noise table, the sweep, the report again with both, the tables copied into README.md and
-# docs/, and the README's picture; then the check that they all agree (python -m mnist_dnn.results). It commits
+# docs/, and the README's picture; then the check that they all agree (python -m mnist_dnn.tools.agreement). It commits
 # nothing: `git status` shows what changed. On another CPU vendor every trained figure changes, all at once.
 results: install browser  ## remake every committed result on this machine, all at once (commits nothing)
 	@start=$$(date +%s) && set -e && \
@@ -116,8 +116,8 @@ results: install browser  ## remake every committed result on this machine, all 
 	$(MAKE) --no-print-directory seed-noise sweep && \
 	dvc repro && \
 	$(MAKE) --no-print-directory docs && \
-	python -m mnist_dnn.report_picture && \
-	python -m mnist_dnn.results && \
+	python -m mnist_dnn.results.report_picture && \
+	python -m mnist_dnn.tools.agreement && \
 	echo "make results: done in $$(( $$(date +%s) - start )) s; see git status"
 
 # Does dropout help? dnn_dropout with keep_prob 0.3, 0.4, …, 1.0 and three seeds (train.seed, 1, 2), one queued DVC
@@ -125,5 +125,5 @@ results: install browser  ## remake every committed result on this machine, all 
 # metrics/sweeps/keep_prob.{json,md,svg} and the numerics that computed them (keep_prob_numerics.json).
 sweep: install  ## the keep_prob sweep on DVC's queue, and its table and plot
 	dvc repro prepare
-	python -m mnist_dnn.sweep --values 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0 --seeds 1 2 --jobs 2 \
+	python -m mnist_dnn.tools.sweep --values 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0 --seeds 1 2 --jobs 2 \
 	  --output metrics/sweeps/keep_prob

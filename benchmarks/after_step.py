@@ -9,8 +9,8 @@ import argparse
 import statistics
 import time
 
-from mnist_dnn import data, training
-from mnist_dnn.config import load_params
+from mnist_dnn.lecture import data, training
+from mnist_dnn.lecture.config import load_params
 
 
 def main(argv=None):
@@ -28,7 +28,7 @@ def main(argv=None):
         runs = {}
         for name in every:
             model, optimizer = training.setup(spec, hp, params.optimizer, "cpu")
-            runs[name] = training.fit(model, optimizer, train, None, hp, variant)
+            runs[name] = training.fit(model, optimizer, (train, None), hp, variant)
         seconds = {name: [] for name in runs}
         for _ in range(args.epochs):
             for name, run in runs.items():

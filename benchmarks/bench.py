@@ -17,9 +17,10 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from mnist_dnn import cuda_graphs, data, evaluation, files, training
-from mnist_dnn.config import load_params
-from mnist_dnn.device import select_device
+from mnist_dnn.lecture import cuda_graphs, data, evaluation, training
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.stage import files
+from mnist_dnn.stage.device import select_device
 
 
 def gemm_rate(device, n=2048, repeats=10):
@@ -77,17 +78,18 @@ def time_in_parts(run):
     return {"profiled_epoch_s": epoch, "matmul_s": matmul / 1e6, "optimizer_s": step / 1e6, "random_s": rng / 1e6}
 
 
-def compare_variant(params, name, train, mnist, device, epochs):
+def compare_variant(params, name, data, device, epochs):
     """Seconds of each epoch of the lecture's loop (over ``mnist``) and of the engine (over ``train``, the same
-    images as tensors), both with params.yaml's optimizer; the engine's FLOPs per epoch (6 × parameters × images);
-    and on the CPU ``time_in_parts`` of one more engine epoch."""
+    images as tensors), ``data = (train, mnist)``, both with params.yaml's optimizer; the engine's FLOPs per epoch
+    (6 × parameters × images); and on the CPU ``time_in_parts`` of one more engine epoch."""
+    train, mnist = data
     spec, hp = params.model_spec(name), params.train
     engine_model, engine_optimizer = training.setup(spec, hp, params.optimizer, device)
     lecture_model, lecture_optimizer = training.setup(spec, hp, params.optimizer, device)
     runs = {  # the lecture's loop validates nothing per epoch, so neither does the engine here
         "lecture": lecture_epochs(lecture_model, lecture_optimizer, mnist, hp.batch_size, device),
         "engine": training.fit(
-            engine_model, engine_optimizer, train, None, hp.model_copy(update={"epochs": epochs + 1}), name
+            engine_model, engine_optimizer, (train, None), hp.model_copy(update={"epochs": epochs + 1}), name
         ),
     }
     seconds = seconds_per_epoch(runs, epochs)
@@ -103,7 +105,7 @@ def graph_vs_eager(params, name, train, device, epochs):
     runs = {}
     for mode, graph_steps in [("eager", 0), ("graph", cuda_graphs.GRAPH_STEPS)]:
         model, optimizer = training.setup(spec, hp, params.optimizer, device)
-        runs[mode] = training.fit(model, optimizer, train, None, hp, name, graph_steps=graph_steps)
+        runs[mode] = training.fit(model, optimizer, (train, None), hp, name, graph_steps=graph_steps)
     seconds = seconds_per_epoch(runs, epochs + 1)  # each epoch ends reading its loss: the GPU is done
     steps = math.ceil(len(train[0]) / hp.batch_size)
     eager, graph = (min(seconds[mode][1:]) / steps * 1e6 for mode in ("eager", "graph"))
@@ -127,7 +129,7 @@ def train_table(params, prepared_dir, device):
     )
     start = time.perf_counter()
     models = {
-        name: training.train(params.model_spec(name), params.train, params.optimizer, train, val)[0]
+        name: training.train(params.model_spec(name), params.train, params.optimizer, (train, val))[0]
         for name in params.variants
     }
     seconds = time.perf_counter() - start
@@ -151,11 +153,12 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
-def compare_loops(params, names, train, mnist, device, epochs, gemm):
-    """Rows of ``compare_variant`` for the variants ``names``, printed as they come and as a table."""
+def compare_loops(params, names, data, device, epochs, gemm):
+    """Rows of ``compare_variant`` for the variants ``names`` (``data = (train, mnist)``), printed as they come and as
+    a table."""
     rows = []
     for name in names:
-        seconds, flops_per_epoch, parts = compare_variant(params, name, train, mnist, device, epochs)
+        seconds, flops_per_epoch, parts = compare_variant(params, name, data, device, epochs)
         # co-tenants only ever add time, so the best epoch is what each loop can do (as for the GEMM rate)
         lecture, engine = min(seconds["lecture"]), min(seconds["engine"])
         rows.append(
@@ -230,7 +233,7 @@ def main(argv=None):
         results["variants"] = compare_graphs(params, names, train, device, args.epochs)
     else:
         mnist = MNIST(args.raw, train=True, transform=transforms.ToTensor())
-        results["variants"] = compare_loops(params, names, train, mnist, device, args.epochs, gemm)
+        results["variants"] = compare_loops(params, names, (train, mnist), device, args.epochs, gemm)
     if not args.no_table:
         results["table_epochs"] = params.train.epochs
         results["table_seconds"], results["table_test_accuracy"] = train_table(params, args.prepared, device)

@@ -47,7 +47,7 @@ def main(argv=None):
         print(f"{setting['backend']:5} k_slice {str(setting['k_slice']):4} {settings:48} {verdict}"
               + (f" (differ: {', '.join(missing)})" if here is not None and missing else ""), flush=True)
     if args.output:
-        from mnist_dnn import files, numerics
+        from mnist_dnn.stage import files, numerics
 
         with files.atomic_outputs(args.output) as (path,):
             files.write_json(path, {"machine": numerics.fingerprint(), "reference": Path(args.reference).name,

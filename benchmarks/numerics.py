@@ -83,8 +83,8 @@ def worker(variant, epochs, images, train_path):
     force, each epoch's seconds and the SHA-256 of the weights."""
     import torch
 
-    from mnist_dnn import data, training
-    from mnist_dnn.config import load_params
+    from mnist_dnn.lecture import data, training
+    from mnist_dnn.lecture.config import load_params
 
     if os.environ.get(K_SLICE_ENV):
         linear = sliced_linear(int(os.environ[K_SLICE_ENV]))
@@ -94,7 +94,7 @@ def worker(variant, epochs, images, train_path):
     hp = params.train.model_copy(update={"epochs": epochs})
     model, optimizer = training.setup(params.model_spec(variant), hp, params.optimizer, "cpu")
     seconds, start = [], time.perf_counter()
-    for _ in training.fit(model, optimizer, (inputs[:images], targets[:images]), None, hp, variant):
+    for _ in training.fit(model, optimizer, ((inputs[:images], targets[:images]), None), hp, variant):
         seconds.append(time.perf_counter() - start)
         start = time.perf_counter()
     digest = hashlib.sha256()
@@ -176,7 +176,7 @@ def main(argv=None):
         verdict = "stable" if row["stable"] else f"unstable: {row['breaks_at']}"
         print(f"{name:32} {cells}  {verdict} ({row['runs']} runs)", flush=True)
     if args.output:
-        from mnist_dnn import files, numerics
+        from mnist_dnn.stage import files, numerics
 
         with files.atomic_outputs(args.output) as (path,):
             files.write_json(path, {"machine": numerics.fingerprint(), "epochs": args.epochs, "rounds": args.rounds,

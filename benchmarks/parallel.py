@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mnist_dnn.parallel import set_params, snapshot, unpack
+from mnist_dnn.tools.parallel import set_params, snapshot, unpack
 
 CASES = {  # name -> (params set, as for `dvc exp run -S`; targets)
     "table_and_optimizer_study": ([], []),

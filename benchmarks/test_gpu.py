@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_dnn import cuda_graphs, data, evaluation, training
-from mnist_dnn.config import OptimizerParams, load_params
-from mnist_dnn.optimizers import build_optimizer, is_capturable
+from mnist_dnn.lecture import cuda_graphs, data, evaluation, training
+from mnist_dnn.lecture.config import OptimizerParams, load_params
+from mnist_dnn.lecture.optimizers import build_optimizer, is_capturable
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_params(REPO / "params.yaml")
@@ -34,7 +34,7 @@ def train(spec, hp, opt, splits, graph_steps=None):
     """Weights, epoch logs and test accuracy of one run; with ``graph_steps=None`` fit picks graphs where it can."""
     train_split, val, test = splits
     model, optimizer = training.setup(spec, hp, opt, "cuda")
-    logs = list(training.fit(model, optimizer, train_split, val, hp, spec.variant, graph_steps=graph_steps))
+    logs = list(training.fit(model, optimizer, (train_split, val), hp, spec.variant, graph_steps=graph_steps))
     return {k: v.clone() for k, v in model.state_dict().items()}, logs, evaluation.accuracy(model, *test)
 
 

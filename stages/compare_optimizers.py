@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from mnist_dnn import files, outputs, tables
-from mnist_dnn.config import load_params
-from mnist_dnn.markdown import optimizer_markdown
-from mnist_dnn.runtime import ArgumentParser, run_stage
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.results import outputs, tables
+from mnist_dnn.results.markdown import optimizer_markdown
+from mnist_dnn.stage import files
+from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 
 
 def main(args):

@@ -2,8 +2,8 @@
 
 import os
 
-from mnist_dnn import download
-from mnist_dnn.runtime import ArgumentParser, run_stage
+from mnist_dnn.lecture import download
+from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 
 
 def main(args):

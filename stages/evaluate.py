@@ -2,12 +2,13 @@
 
 import pandas as pd
 
-from mnist_dnn import data, files
-from mnist_dnn.config import load_params
-from mnist_dnn.device import select_device
-from mnist_dnn.evaluation import evaluate
-from mnist_dnn.models import load_as
-from mnist_dnn.runtime import ArgumentParser, run_stage
+from mnist_dnn.lecture import data
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.lecture.evaluation import evaluate
+from mnist_dnn.lecture.models import load_as
+from mnist_dnn.stage import files
+from mnist_dnn.stage.device import select_device
+from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 
 
 def main(args):

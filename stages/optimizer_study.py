@@ -1,10 +1,11 @@
 """DVC stage `optimizer_study@<name>`: train the optimizer study's variant with one optimizer; test it."""
 
-from mnist_dnn import data, files, training
-from mnist_dnn.config import load_params
-from mnist_dnn.device import select_device
-from mnist_dnn.evaluation import evaluate
-from mnist_dnn.runtime import ArgumentParser, run_stage
+from mnist_dnn.lecture import data, training
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.lecture.evaluation import evaluate
+from mnist_dnn.stage import files
+from mnist_dnn.stage.device import select_device
+from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 
 
 def main(args):
@@ -16,7 +17,7 @@ def main(args):
     train, val, test = data.load_splits(args.train, args.val, args.test, device=device)
     print(f"{spec.variant} with {args.name}: {opt.model_dump()}, on {device}")
     with files.atomic_outputs(args.log, args.metrics) as (log_dir, metrics_path):
-        model, history = training.train(spec, params.train, opt, train, val, log_dir=log_dir)
+        model, history = training.train(spec, params.train, opt, (train, val), log_dir=log_dir)
         metrics, _ = evaluate(model, *test)
         result = {"test_accuracy": metrics["accuracy"], "train_loss": history[-1].train_loss}
         files.write_json(metrics_path, result)

@@ -1,8 +1,9 @@
 """DVC stage `prepare`: split validation off the training set; save uint8 tensors for each split."""
 
-from mnist_dnn import data, files
-from mnist_dnn.config import load_params
-from mnist_dnn.runtime import ArgumentParser, run_stage
+from mnist_dnn.lecture import data
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.stage import files
+from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 
 
 def main(args):

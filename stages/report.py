@@ -3,11 +3,13 @@ training curves, confusion matrices, mistakes, autograd graphs and the optimizer
 
 from pathlib import Path
 
-from mnist_dnn import autograd_graph, data, files, outputs
-from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.html_report import ReportInputs, build_report
-from mnist_dnn.runtime import ArgumentParser, run_stage
+from mnist_dnn.lecture import data
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.results import autograd_graph, outputs
+from mnist_dnn.results.html_report import ReportInputs, build_report
+from mnist_dnn.stage import files
+from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 
 
 def main(args):

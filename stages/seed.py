@@ -1,11 +1,12 @@
 """DVC stage `seed@<variant>-<seed>`: train one variant with one of `extra_seeds`, and test it (seed noise)."""
 
-from mnist_dnn import data, files, numerics, training
-from mnist_dnn.config import load_params
-from mnist_dnn.device import select_device
 from mnist_dnn.errors import UserError
-from mnist_dnn.evaluation import evaluate
-from mnist_dnn.runtime import ArgumentParser, run_stage
+from mnist_dnn.lecture import data, training
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.lecture.evaluation import evaluate
+from mnist_dnn.stage import files, numerics
+from mnist_dnn.stage.device import select_device
+from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 
 
 def main(args):
@@ -18,7 +19,7 @@ def main(args):
     train, val, test = data.load_splits(args.train, args.val, args.test, device=device)
     print(f"{spec.variant} with seed {hp.seed}: {spec.architecture}, on {device}")
     with files.atomic_outputs(args.model, args.metrics) as (model_path, metrics_path):
-        model, history = training.train(spec, hp, params.optimizer, train, val)
+        model, history = training.train(spec, hp, params.optimizer, (train, val))
         metrics, _ = evaluate(model, *test)
         trained_with = params.trained_with(args.variant, args.seed)
         spec.save(model, model_path, numerics.recorded(device), trained_with)

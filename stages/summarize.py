@@ -2,10 +2,11 @@
 metrics (each variant's test accuracy and loss, the one file that DVC calls metrics) and the numerics that computed
 each model."""
 
-from mnist_dnn import files, outputs, tables
-from mnist_dnn.config import load_params
-from mnist_dnn.markdown import summary_markdown
-from mnist_dnn.runtime import ArgumentParser, run_stage
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.results import outputs, tables
+from mnist_dnn.results.markdown import summary_markdown
+from mnist_dnn.stage import files
+from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 
 
 def main(args):

@@ -1,9 +1,10 @@
 """DVC stage `train@<variant>`: train one variant; write its weights and its dvclive training log."""
 
-from mnist_dnn import data, files, numerics, training
-from mnist_dnn.config import load_params
-from mnist_dnn.device import select_device
-from mnist_dnn.runtime import ArgumentParser, run_stage
+from mnist_dnn.lecture import data, training
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.stage import files, numerics
+from mnist_dnn.stage.device import select_device
+from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 
 
 def main(args):
@@ -13,7 +14,7 @@ def main(args):
     train, val = data.load_splits(args.train, args.val, device=device)
     print(f"{spec.variant}: {spec.architecture}, {len(train[0])} training images, on {device}")
     with files.atomic_outputs(args.model, args.log) as (model_path, log_dir):
-        model, _ = training.train(spec, params.train, params.optimizer, train, val, log_dir=log_dir)
+        model, _ = training.train(spec, params.train, params.optimizer, (train, val), log_dir=log_dir)
         spec.save(model, model_path, numerics.recorded(device), params.trained_with(args.variant))
 
 

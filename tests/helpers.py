@@ -15,8 +15,8 @@ import torch
 from dvc.repo import Repo
 from ruamel.yaml import YAML
 
-from mnist_dnn import data
-from mnist_dnn.config import load_params
+from mnist_dnn.lecture import data
+from mnist_dnn.lecture.config import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 MEMORY_CAP, TIME_CAP = 1536 * 2**20, 30  # the bound for any bad input: 1.5 GB, and 30 s

@@ -5,8 +5,8 @@ import xml.etree.ElementTree as ET
 import pytest
 import torch
 
-from mnist_dnn import autograd_graph
-from mnist_dnn.models import ModelSpec
+from mnist_dnn.lecture.models import ModelSpec
+from mnist_dnn.results import autograd_graph
 
 LECTURE_NODES = [
     ("SumBackward0", ""),
@@ -35,7 +35,7 @@ def test_the_lecture_snippets_graph_as_pytorch_names_it():
 
 
 def test_a_models_leaves_are_its_parameters_with_their_shapes():
-    spec = ModelSpec(variant="v", hidden=(8, 6), init="xavier_uniform")
+    spec = ModelSpec(variant="v", hidden=(8, 6), init="xavier_uniform", bias_init="pytorch")
     nodes, _ = autograd_graph.model_graph(spec.build(), *batch(), train=True)
     leaves = sorted(node.leaf for node in nodes if node.name == "AccumulateGrad")
     assert leaves == sorted(["0.weight 8×784", "0.bias 8", "2.weight 6×8", "2.bias 6", "4.weight 10×6", "4.bias 10"])
@@ -44,7 +44,7 @@ def test_a_models_leaves_are_its_parameters_with_their_shapes():
 
 
 def test_dropouts_graph_is_built_on_the_fly_differently_in_train_and_eval_mode():
-    spec = ModelSpec(variant="v", hidden=(8, 8, 8), init="xavier_uniform", dropout_p=0.3)
+    spec = ModelSpec(variant="v", hidden=(8, 8, 8), init="xavier_uniform", dropout_p=0.3, bias_init="pytorch")
     graphs = autograd_graph.variant_graphs(spec, *batch())
     train, evaluation = names(graphs["train"][0]), names(graphs["eval"][0])
     assert train.count("MulBackward0") == 3 and "MulBackward0" not in evaluation
@@ -52,12 +52,13 @@ def test_dropouts_graph_is_built_on_the_fly_differently_in_train_and_eval_mode()
 
 
 def test_without_dropout_train_and_eval_graphs_are_the_same():
-    graphs = autograd_graph.variant_graphs(ModelSpec(variant="v", hidden=(8,), init="normal"), *batch())
+    spec = ModelSpec(variant="v", hidden=(8,), init="normal", bias_init="normal")
+    graphs = autograd_graph.variant_graphs(spec, *batch())
     assert graphs["train"] == graphs["eval"]
 
 
 def test_layout_puts_every_edge_downwards_and_no_two_nodes_of_a_row_overlap():
-    spec = ModelSpec(variant="v", hidden=(8, 8), init="xavier_uniform", dropout_p=0.5)
+    spec = ModelSpec(variant="v", hidden=(8, 8), init="xavier_uniform", dropout_p=0.5, bias_init="pytorch")
     nodes, edges = autograd_graph.model_graph(spec.build(), *batch(), train=True)
     centres, width, height = autograd_graph.layout(nodes, edges)
     assert all(centres[i][1] < centres[j][1] for i, j in edges)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from helpers import DROPOUT_VARIANT, PARAMS, REPO, VARIANTS
-from mnist_dnn import data
+from mnist_dnn.lecture import data
 
 spec = importlib.util.spec_from_file_location("bench", REPO / "benchmarks/bench.py")
 bench = importlib.util.module_from_spec(spec)
@@ -85,7 +85,8 @@ WITHOUT_THE_DVC_STACK = """
 import runpy, sys
 
 sys.modules.update(dict.fromkeys(["dvc", "dvclive", "pandas", "matplotlib"]))
-import mnist_dnn.config, mnist_dnn.data, mnist_dnn.device, mnist_dnn.download, mnist_dnn.training
+import mnist_dnn.lecture.config, mnist_dnn.lecture.data, mnist_dnn.lecture.training  # noqa: E401
+import mnist_dnn.stage.device, mnist_dnn.lecture.download  # noqa: E401
 sys.argv = ["benchmarks/bench.py", *sys.argv[1:]]
 runpy.run_path("benchmarks/bench.py", run_name="__main__")
 """

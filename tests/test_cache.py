@@ -14,10 +14,11 @@ import pytest
 from PIL import Image
 
 from helpers import commit, pipeline_env, run
-from mnist_dnn import cli, dvc_internals, paths
-from mnist_dnn.models import ModelSpec
+from mnist_dnn import cli, paths
+from mnist_dnn.lecture.models import ModelSpec
+from mnist_dnn.tools import dvc_internals
 
-SPEC = ModelSpec(variant="softmax", hidden=(), init="normal")
+SPEC = ModelSpec(variant="softmax", hidden=(), init="normal", bias_init="normal")
 MODEL = paths.model_file("softmax").as_posix()
 
 
@@ -43,7 +44,8 @@ def test_the_commands_that_read_only_records_import_no_torch(tmp_path):
     """torch takes 2 s to import: `mnist-dnn` repro, pull-run-cache, push-run-cache and verify-cache, which read at
     most a model file's record, never import it."""
     SPEC.save(SPEC.build(), tmp_path / "m.safetensors")
-    code = ("import sys; from mnist_dnn import cli, parallel, sharing; record = sharing.read_record(sys.argv[1]); "
+    code = ("import sys; from mnist_dnn import cli; from mnist_dnn.tools import parallel, sharing; "
+            "record = sharing.read_record(sys.argv[1]); "
             "print(record['spec']['variant'], sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.safetensors")], capture_output=True,
                             text=True, check=True)

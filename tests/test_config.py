@@ -9,10 +9,10 @@ import torch
 from ruamel.yaml import YAML
 
 from helpers import DELETE, DROPOUT_VARIANT, REPO, VARIANTS, set_key
-from mnist_dnn.config import IMPLEMENTATION_SWITCHES, load_params
 from mnist_dnn.errors import UserError, quote
-from mnist_dnn.optimizers import HYPERPARAMETERS, OPTIMIZERS
-from mnist_dnn.yaml_file import MAX_YAML_NODES
+from mnist_dnn.lecture.config import IMPLEMENTATION_SWITCHES, load_params
+from mnist_dnn.lecture.optimizers import HYPERPARAMETERS, OPTIMIZERS
+from mnist_dnn.stage.yaml_file import MAX_YAML_NODES
 
 PARAMS = REPO / "params.yaml"
 
@@ -110,7 +110,8 @@ def test_pytorch_judges_the_optimizers_where_params_are_read_for_training(tmp_pa
 
 def test_reading_params_and_a_model_for_evaluation_imports_no_torch_dynamo():
     """torch._dynamo takes 2 s to import: the stages that do not train (evaluate, report, predict) never need it."""
-    code = ("import sys; from mnist_dnn.config import load_params; params = load_params(sys.argv[1], training=False); "
+    code = ("import sys; from mnist_dnn.lecture.config import load_params; "
+            "params = load_params(sys.argv[1], training=False); "
             "[params.model_spec(v).shapes() for v in params.variants]; print(sorted(m for m in sys.modules "
             "if m.startswith('torch._dynamo')))")
     result = subprocess.run([sys.executable, "-c", code, str(PARAMS)], capture_output=True, text=True, check=True)
@@ -234,7 +235,8 @@ BILLION_LAUGHS = "\n".join(
 def test_billion_laughs_is_refused_in_one_short_line_within_the_caps(tmp_path, run_capped):
     (tmp_path / "params.yaml").write_text(BILLION_LAUGHS)  # 10**10 strings once its aliases are expanded
     assert len(BILLION_LAUGHS) < 3000
-    code = "from mnist_dnn.config import load_params; from mnist_dnn.runtime import run_stage; run_stage(load_params)"
+    code = ("from mnist_dnn.lecture.config import load_params; from mnist_dnn.stage.runtime import run_stage; "
+            "run_stage(load_params)")
     result = run_capped(code)
     assert result.returncode == 2
     assert result.stderr == f"error: params.yaml: its aliases expand it to more than {MAX_YAML_NODES} YAML nodes\n"
@@ -343,7 +345,8 @@ def test_a_model_too_large_to_build_is_refused_at_validation(tmp_path, run_cappe
     raw = real_params()
     raw["variants"]["dnn"]["hidden"] = hidden
     write_params(tmp_path / "params.yaml", raw)
-    code = "from mnist_dnn.config import load_params; from mnist_dnn.runtime import run_stage; run_stage(load_params)"
+    code = ("from mnist_dnn.lecture.config import load_params; from mnist_dnn.stage.runtime import run_stage; "
+            "run_stage(load_params)")
     result = run_capped(code)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: params.yaml: {expected}") and result.stderr.count("\n") == 1
@@ -421,7 +424,8 @@ def test_a_params_file_that_is_a_fifo_or_a_device_is_refused_without_reading_it(
                          ids=["flow", "block"])
 def test_yaml_nested_too_deeply_is_one_line(tmp_path, run_capped, text):
     (tmp_path / "params.yaml").write_text(text)
-    code = "from mnist_dnn.config import load_params; from mnist_dnn.runtime import run_stage; run_stage(load_params)"
+    code = ("from mnist_dnn.lecture.config import load_params; from mnist_dnn.stage.runtime import run_stage; "
+            "run_stage(load_params)")
     result = run_capped(code)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: params.yaml: ") and result.stderr.count("\n") == 1

@@ -1,5 +1,5 @@
-"""mnist_dnn.cuda_graphs: the static buffers that CUDA graphs need, held on the CPU to the loop they replaced, and
-graphed epochs with the graph replaced by eager replays."""
+"""mnist_dnn.lecture.cuda_graphs: the static buffers that CUDA graphs need, held on the CPU to the loop they replaced,
+and graphed epochs with the graph replaced by eager replays."""
 
 import dataclasses
 import math
@@ -9,18 +9,18 @@ import torch
 import torch.nn.functional as F
 
 from helpers import make_split
-from mnist_dnn import cuda_graphs, training
-from mnist_dnn.config import OptimizerParams, TrainParams
 from mnist_dnn.errors import UserError
-from mnist_dnn.evaluation import accuracy
-from mnist_dnn.models import ModelSpec
-from mnist_dnn.optimizers import build_optimizer
+from mnist_dnn.lecture import cuda_graphs, training
+from mnist_dnn.lecture.config import OptimizerParams, TrainParams
+from mnist_dnn.lecture.evaluation import accuracy
+from mnist_dnn.lecture.models import ModelSpec
+from mnist_dnn.lecture.optimizers import build_optimizer
 
 
-def fit_of_107b982(model, optimizer, train, val, hp, name="model"):
+def fit_of_107b982(model, optimizer, splits, hp, name="model"):
     """``training.fit`` as it was at commit 107b982, before the static buffers and before it measured the loss after
     each step: a fresh permutation and loss sum per epoch."""
-    inputs, targets = train
+    (inputs, targets), val = splits
     n = len(inputs)
     generator = torch.Generator().manual_seed(hp.seed)
     for epoch in range(1, hp.epochs + 1):
@@ -44,9 +44,9 @@ TRAIN, VAL = make_split(630, 0), make_split(100, 1)  # 12 full batches and one o
 
 
 def run(fit, opt, train=TRAIN, **kwargs):
-    spec = ModelSpec(variant="tiny", hidden=(32, 32), init="xavier_uniform", dropout_p=0.3)
+    spec = ModelSpec(variant="tiny", hidden=(32, 32), init="xavier_uniform", dropout_p=0.3, bias_init="pytorch")
     model, optimizer = training.setup(spec, HP, opt, "cpu")
-    logs = list(fit(model, optimizer, train, VAL, HP, "tiny", **kwargs))
+    logs = list(fit(model, optimizer, (train, VAL), HP, "tiny", **kwargs))
     return logs, model.state_dict(), optimizer.state_dict()["state"]
 
 

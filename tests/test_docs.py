@@ -7,8 +7,9 @@ import re
 import pytest
 
 from helpers import REPO
-from mnist_dnn import doc_tables, paths, report_picture
+from mnist_dnn import paths
 from mnist_dnn.errors import UserError
+from mnist_dnn.results import doc_tables, report_picture
 
 DOCS = doc_tables.doc_files(REPO)
 IDS = [doc.relative_to(REPO).as_posix() for doc in DOCS]

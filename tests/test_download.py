@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from torchvision.datasets import MNIST
 
-from mnist_dnn.download import (
+from mnist_dnn.errors import UserError
+from mnist_dnn.lecture.download import (
     BadFile,
     check_idx,
     download_mnist,
@@ -22,7 +23,6 @@ from mnist_dnn.download import (
     mirror_urls,
     verify,
 )
-from mnist_dnn.errors import UserError
 
 
 def idx(shape, magic=0x00000803):
@@ -194,8 +194,8 @@ def test_mirror_urls_puts_local_folder_first(tmp_path):
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 DOWNLOAD = """
 import sys
-from mnist_dnn.download import download_mnist
-from mnist_dnn.runtime import run_stage
+from mnist_dnn.lecture.download import download_mnist
+from mnist_dnn.stage.runtime import run_stage
 run_stage(download_mnist, "out", [sys.argv[1]])
 """
 

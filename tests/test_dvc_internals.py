@@ -1,5 +1,5 @@
-"""src/mnist_dnn/dvc_internals.py: the installed DVC has every internal name this project uses, and a name it lacks
-is reported with DVC's version."""
+"""src/mnist_dnn/tools/dvc_internals.py: the installed DVC has every internal name this project uses, and a name it
+lacks is reported with DVC's version."""
 
 import re
 from importlib.metadata import version
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from dvc.repo import Repo
 
-from mnist_dnn import dvc_internals
+from mnist_dnn.tools import dvc_internals
 
 
 def test_the_installed_dvc_has_every_internal_name_used(tmp_path):

@@ -10,10 +10,11 @@ from dvc.repo import Repo
 from ruamel.yaml import YAML
 
 from helpers import DROPOUT_VARIANT, REPO, VARIANTS
-from mnist_dnn import paths, stage_deps
-from mnist_dnn.config import load_params
-from mnist_dnn.dvc_internals import ParamsDependency
-from mnist_dnn.stage_deps import code_files, imported_modules, script_of
+from mnist_dnn import paths
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.tools import stage_deps
+from mnist_dnn.tools.dvc_internals import ParamsDependency
+from mnist_dnn.tools.stage_deps import code_files, imported_modules, script_of
 
 
 def python_stages():
@@ -40,14 +41,15 @@ def test_stage_deps_list_exactly_the_code_it_runs(name, script, deps):
 
 def test_the_import_walk_sees_imports_inside_functions(tmp_path):
     script = tmp_path / "stage.py"
-    script.write_text("import os\n\ndef main():\n    from mnist_dnn.training import train\n")
+    script.write_text("import os\n\ndef main():\n    from mnist_dnn.lecture.training import train\n")
     # and the name imported, which may be a module (code_files keeps those that are)
-    assert imported_modules(script) == {"mnist_dnn", "mnist_dnn.training", "mnist_dnn.training.train"}
+    assert imported_modules(script) == {"mnist_dnn", "mnist_dnn.lecture", "mnist_dnn.lecture.training",
+                                        "mnist_dnn.lecture.training.train"}
 
 
 def test_the_import_walk_follows_imports_of_imports():
     files = code_files(REPO, "stages/train.py")
-    assert "src/mnist_dnn/optimizers.py" in files  # stages/train.py → mnist_dnn.training → mnist_dnn.optimizers
+    assert "src/mnist_dnn/lecture/optimizers.py" in files  # stages/train.py → lecture.training → lecture.optimizers
     assert "src/mnist_dnn/__init__.py" in files
 
 
@@ -65,14 +67,14 @@ def test_make_deps_adds_a_new_import_to_each_stage_that_runs_it_and_keeps_the_re
     assert stage_deps.write_deps(project) == []
     assert (project / "dvc.yaml").read_text() == before  # a round trip changes nothing, comments included
     (project / "src/mnist_dnn/added.py").write_text('"""A new module."""\n')
-    models = project / "src/mnist_dnn/models.py"
+    models = project / "src/mnist_dnn/lecture/models.py"
     models.write_text(models.read_text() + "\nfrom mnist_dnn import added  # noqa: E402\n")
     changed = stage_deps.write_deps(project)
     assert "train" in changed and "evaluate" in changed and "download" not in changed
     after = (project / "dvc.yaml").read_text()
     pipeline = YAML(typ="safe", pure=True).load(after)
     for name, definition in stage_deps.stage_definitions(pipeline).items():
-        uses = "src/mnist_dnn/models.py" in definition["deps"]
+        uses = "src/mnist_dnn/lecture/models.py" in definition["deps"]
         assert ("src/mnist_dnn/added.py" in definition["deps"]) == uses, name
     assert [line for line in after.splitlines() if "#" in line] == [line for line in before.splitlines() if "#" in line]
     assert stage_deps.write_deps(project) == [] and (project / "dvc.yaml").read_text() == after  # idempotent

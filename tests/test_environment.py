@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from helpers import TIME_CAP
-from mnist_dnn import device, numerics
-from mnist_dnn.download import MIRROR_ENV, mirror_urls
 from mnist_dnn.errors import UserError
+from mnist_dnn.lecture.download import MIRROR_ENV, mirror_urls
+from mnist_dnn.stage import device, numerics
 
 
 @pytest.mark.parametrize("value, expected", [("cpu", "cpu"), ("", "cuda" if torch.cuda.is_available() else "cpu")])
@@ -68,7 +68,7 @@ def run(code, **env):
 
 
 def test_a_bad_numerics_mode_does_not_break_the_import():
-    result = run("import mnist_dnn.models", MNIST_DNN_NUMERICS="fast")
+    result = run("import mnist_dnn.lecture.models", MNIST_DNN_NUMERICS="fast")
     assert result.returncode == 0, result.stderr
 
 
@@ -77,7 +77,7 @@ def test_a_bad_numerics_mode_does_not_break_the_import():
     ("run_stage(lambda: (_ for _ in ()).throw(UserError('a → b')))", 2, "", "error: a \\u2192 b\n"),
 ])
 def test_an_ascii_terminal_gets_escapes_not_a_traceback(code, status, stdout, stderr):
-    imports = "from mnist_dnn.errors import UserError\nfrom mnist_dnn.runtime import run_stage\n"
+    imports = "from mnist_dnn.errors import UserError\nfrom mnist_dnn.stage.runtime import run_stage\n"
     result = run(imports + code, PYTHONIOENCODING="ascii")
     assert (result.returncode, result.stdout, result.stderr) == (status, stdout, stderr)
 

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_dnn.evaluation import accuracy, evaluate, predict_logits
+from mnist_dnn.lecture.evaluation import accuracy, evaluate, predict_logits
 
 
 def argmax_model():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mnist_dnn.files import atomic_outputs
+from mnist_dnn.stage.files import atomic_outputs
 
 
 def test_outputs_appear_only_once_all_are_written(tmp_path):

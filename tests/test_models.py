@@ -8,17 +8,18 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from mnist_dnn import model_file, models
-from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.model_file import METADATA_KEY, SPEC_ONLY_KEY, read_record, tensor_digest
-from mnist_dnn.models import Dropout, ModelSpec
+from mnist_dnn.lecture import model_file, models
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.lecture.model_file import METADATA_KEY, read_record, tensor_digest
+from mnist_dnn.lecture.models import Dropout, ModelSpec
 
 PARAMS = load_params(Path(__file__).parents[1] / "params.yaml")
 
 
 def build_model(hidden, init, dropout_p=0.0):
-    return ModelSpec(variant="v", hidden=tuple(hidden), init=init, dropout_p=dropout_p).build()
+    bias_init = "normal" if init == "normal" else "pytorch"  # as the lecture's labs drew them
+    return ModelSpec(variant="v", hidden=tuple(hidden), init=init, bias_init=bias_init, dropout_p=dropout_p).build()
 
 
 def linears(model):
@@ -133,7 +134,7 @@ def test_eval_mode_equals_model_without_dropout():
 
 @pytest.mark.parametrize("hidden, init, dropout_p", [((), "normal", 0.0), ((16, 8), "xavier_uniform", 0.3)])
 def test_save_load_round_trip(tmp_path, hidden, init, dropout_p):
-    spec = ModelSpec(variant="v", hidden=hidden, init=init, dropout_p=dropout_p)
+    spec = ModelSpec(variant="v", hidden=hidden, init=init, bias_init="pytorch", dropout_p=dropout_p)
     model = spec.build()
     path = tmp_path / "model.safetensors"
     spec.save(model, path)
@@ -158,16 +159,8 @@ def test_a_model_file_records_its_numerics_in_one_metadata_key(tmp_path):
     assert read_record(path)["numerics"] == {"device": "cpu", "mode": "portable"}
 
 
-def test_a_file_from_before_bias_init_and_numerics_loads_with_its_old_meaning(tmp_path):
-    path = tmp_path / "old.safetensors"
-    old = {"variant": "v", "hidden": [8], "init": "xavier_uniform", "dropout_p": 0.0}
-    write_model_file(path, ModelSpec(variant="v", hidden=(8,), init="xavier_uniform").build().state_dict(),
-                     json.dumps(old))
-    _, spec = ModelSpec.load(path)
-    assert spec.bias_init == "pytorch" and read_record(path)["numerics"] == {}
-
-
-@pytest.mark.parametrize("record", ['{"spec": {}}', '[1]', '{"numerics": {}}', '{"spec": 1, "numerics": {}}', "{"])
+@pytest.mark.parametrize("record", ['{"spec": {}}', '[1]', '{"numerics": {}}', '{"spec": 1, "numerics": {}}', "{",
+                                    '{"spec": {}, "numerics": {}, "trained_with": null}'])  # the last: no sha256
 def test_a_malformed_record_is_refused_in_one_line(tmp_path, record):
     from safetensors.torch import save_file
 
@@ -179,13 +172,13 @@ def test_a_malformed_record_is_refused_in_one_line(tmp_path, record):
 
 
 def test_spec_architecture_reads_as_layer_widths():
-    assert ModelSpec(variant="v", hidden=(256, 256), init="normal").architecture == "784→256→256→10"
-    assert ModelSpec(variant="v", hidden=(), init="normal").architecture == "784→10"
+    assert ModelSpec(variant="v", hidden=(256, 256), init="normal", bias_init="normal").architecture == "784→256→256→10"
+    assert ModelSpec(variant="v", hidden=(), init="normal", bias_init="normal").architecture == "784→10"
 
 
 def test_load_rejects_weights_not_matching_spec(tmp_path):
     path = tmp_path / "model.safetensors"
-    ModelSpec(variant="v", hidden=(16,), init="normal").save(build_model([8], "normal"), path)
+    ModelSpec(variant="v", hidden=(16,), init="normal", bias_init="normal").save(build_model([8], "normal"), path)
     with pytest.raises(UserError) as info:
         ModelSpec.load(path)
     assert "\n" not in str(info.value)
@@ -223,14 +216,15 @@ def test_load_missing_file_is_user_error(tmp_path):
 
 
 def write_model_file(path, state, spec_json):
-    """A safetensors file with ``state`` and ``spec_json`` as its metadata, as files before the numerics were recorded
-    held it, however wrong either is."""
+    """A safetensors file with ``state`` and a record holding ``spec_json`` as its spec and the digest of ``state``,
+    however wrong either is."""
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in state.items()}, path, metadata={SPEC_ONLY_KEY: spec_json})
+    record = f'{{"spec": {spec_json}, "numerics": {{}}, "sha256": "{tensor_digest(state)}", "trained_with": null}}'
+    save_file({k: v.contiguous() for k, v in state.items()}, path, metadata={METADATA_KEY: record})
 
 
-SMALL = ModelSpec(variant="v", hidden=(8,), init="normal")
+SMALL = ModelSpec(variant="v", hidden=(8,), init="normal", bias_init="normal")
 
 
 @pytest.mark.parametrize(
@@ -245,7 +239,7 @@ SMALL = ModelSpec(variant="v", hidden=(8,), init="normal")
         pytest.param('{"variant": "v\\u001b[31m", "hidden": [8], "init": "normal"}', "metadata variant: String should",
                      id="terminal_escape_in_variant"),
         pytest.param('{"variant": "v", "hidden": [8], "init": "normal", "x": "' + "a" * 5000 + '"}',
-                     "5,0", id="oversized_metadata"),
+                     "bytes of metadata", id="oversized_metadata"),
     ],
 )
 def test_metadata_is_checked_before_any_model_is_built(tmp_path, monkeypatch, spec_json, expected):
@@ -291,7 +285,7 @@ def test_non_finite_weights_are_refused(tmp_path, bad):
 
 def test_a_spec_over_the_parameter_limit_cannot_be_made():
     with pytest.raises(ValueError, match="over the 50,000,000 allowed"):
-        ModelSpec(variant="v", hidden=(100_000_000,), init="normal")
+        ModelSpec(variant="v", hidden=(100_000_000,), init="normal", bias_init="normal")
 
 
 # ---- the digest of the weights: a corrupt copy is refused, not served ---------------------------------------
@@ -334,12 +328,14 @@ def test_the_digest_covers_each_tensors_name_shape_and_bytes():
     assert tensor_digest(dict(reversed(state.items()))) == digest  # the order of the dict does not count
 
 
-def test_a_model_file_written_before_digests_still_loads(tmp_path):
-    model = SMALL.build()
-    path = tmp_path / "old.safetensors"
-    write_model_file(path, model.state_dict(), '{"variant": "v", "hidden": [8], "init": "normal"}')
-    loaded, spec = ModelSpec.load(path)
-    assert spec == SMALL and torch.equal(loaded[0].weight, model[0].weight)
+def test_a_model_file_of_an_older_format_is_refused_in_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "old.safetensors"  # the spec alone, under the key files had before the record
+    save_file(SMALL.build().state_dict(), path, metadata={"mnist_dnn.spec": SMALL.model_dump_json()})
+    with pytest.raises(UserError, match=r"^.*old\.safetensors: not a mnist_dnn model file \(no mnist_dnn in its "
+                       r"metadata\)$"):
+        ModelSpec.load(path)
 
 
 # ---- memory: however many tensors a header lists ------------------------------------------------------------
@@ -350,7 +346,7 @@ def write_header_only(path, entries):
     the length of its header last."""
     with open(path, "wb") as f:
         f.write(bytes(8))
-        f.write(b'{"__metadata__":' + json.dumps({SPEC_ONLY_KEY: SMALL.model_dump_json()}).encode())
+        f.write(b'{"__metadata__":' + json.dumps({METADATA_KEY: SMALL.model_dump_json()}).encode())
         for i in range(entries):
             f.write(b',"t%d":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}' % i)
         f.write(b"}")
@@ -373,7 +369,8 @@ def test_a_95_mb_file_of_1_6_million_zero_size_tensors_is_refused_within_the_cap
     path = tmp_path / "many.safetensors"
     write_header_only(path, 1_600_000)
     assert path.stat().st_size > 90_000_000
-    code = ("import sys; from mnist_dnn.models import ModelSpec; from mnist_dnn.runtime import run_stage; "
+    code = ("import sys; from mnist_dnn.lecture.models import ModelSpec; "
+            "from mnist_dnn.stage.runtime import run_stage; "
             "run_stage(ModelSpec.load, sys.argv[1])")
     result = run_capped(code, path)
     assert result.returncode == 2
@@ -382,7 +379,8 @@ def test_a_95_mb_file_of_1_6_million_zero_size_tensors_is_refused_within_the_cap
 
 
 def test_the_largest_model_has_a_header_well_within_the_bound(tmp_path):
-    spec = ModelSpec(variant="v" * 64, hidden=(1,) * models.MAX_LAYERS, init="xavier_uniform", dropout_p=0.5)
+    spec = ModelSpec(variant="v" * 64, hidden=(1,) * models.MAX_LAYERS, init="xavier_uniform", dropout_p=0.5,
+                     bias_init="pytorch")
     path = tmp_path / "deep.safetensors"
     spec.save(spec.build(), path, numerics={"k" * 100: "v" * 3000})
     header = struct.unpack("<Q", path.read_bytes()[:8])[0]

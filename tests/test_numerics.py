@@ -9,21 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from mnist_dnn import numerics
+from mnist_dnn.stage import numerics
 
 PROBE = """
 import hashlib, json, sys
 import mnist_dnn  # sets the portable numerics before torch is imported
 import torch
-from mnist_dnn import numerics, training
-from mnist_dnn.config import TrainParams, OptimizerParams
-from mnist_dnn.models import ModelSpec
+from mnist_dnn.lecture import training
+from mnist_dnn.stage import numerics
+from mnist_dnn.lecture.config import TrainParams, OptimizerParams
+from mnist_dnn.lecture.models import ModelSpec
 
 g = torch.Generator().manual_seed(0)
 inputs, targets = torch.rand(2000, 784, generator=g), torch.randint(0, 10, (2000,), generator=g)
 spec = ModelSpec(variant="probe", hidden=(256, 256), init="xavier_uniform", bias_init="normal", dropout_p=0.3)
 hp = TrainParams(epochs=1, batch_size=100, seed=7)
-model, _ = training.train(spec, hp, OptimizerParams(name="adam", lr=0.001), (inputs, targets), None)
+model, _ = training.train(spec, hp, OptimizerParams(name="adam", lr=0.001), ((inputs, targets), None))
 digest = hashlib.sha256(b"".join(t.numpy().tobytes() for t in model.state_dict().values())).hexdigest()
 print(json.dumps({"sha256": digest, "fingerprint": numerics.fingerprint("cpu")}))
 """

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers import PARAMS
-from mnist_dnn.optimizers import (
+from mnist_dnn.lecture.optimizers import (
     HYPERPARAMETERS,
     OPTIMIZERS,
     AdagradDA,
@@ -189,7 +189,7 @@ def test_build_optimizer_passes_extra_hyperparameters_through():
 
 
 def test_the_registry_is_the_optimizer_study_each_optimizer_with_its_hyperparameters():
-    ours = [name for name, optimizer in OPTIMIZERS.items() if optimizer.__module__ == "mnist_dnn.optimizers"]
+    ours = [name for name, optimizer in OPTIMIZERS.items() if optimizer.__module__ == "mnist_dnn.lecture.optimizers"]
     assert ours == list(REFERENCES)  # each of ours has its rule written out by hand above
     assert list(HYPERPARAMETERS) == list(OPTIMIZERS)
     assert {study.name for study in PARAMS.optimizer_study.optimizers.values()} == set(OPTIMIZERS)

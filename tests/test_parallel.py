@@ -16,7 +16,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from helpers import edit_yaml, pipeline_env, ran_stages, run
-from mnist_dnn import parallel, paths
+from mnist_dnn import paths
+from mnist_dnn.tools import parallel
 
 pytestmark = pytest.mark.e2e
 # The tests on the Ray cluster share it, on one worker; the others start Ray in their own process, on any worker.

@@ -13,7 +13,17 @@ from ruamel.yaml import YAML
 from helpers import REPO
 from mnist_dnn import paths
 from mnist_dnn.errors import UserError
-from mnist_dnn.parallel import error_line, lock_entries, plan, repro, set_params, snapshot, up_to_date, update_lock
+from mnist_dnn.tools.parallel import (
+    Options,
+    error_line,
+    lock_entries,
+    plan,
+    repro,
+    set_params,
+    snapshot,
+    up_to_date,
+    update_lock,
+)
 
 
 def test_every_stage_waits_for_the_stages_it_reads_from_and_comes_after_them():
@@ -54,7 +64,7 @@ def test_a_failed_stage_says_why_in_its_own_error_line_else_in_dvcs():
 def test_the_snapshot_is_the_files_git_sees_uncommitted_ones_included():
     with tarfile.open(fileobj=io.BytesIO(snapshot(REPO))) as tar:
         names = set(tar.getnames())
-    assert {"dvc.yaml", "params.yaml", "dvc.lock", "src/mnist_dnn/parallel.py", ".dvc/config"} <= names
+    assert {"dvc.yaml", "params.yaml", "dvc.lock", "src/mnist_dnn/tools/parallel.py", ".dvc/config"} <= names
     assert not any(name.startswith((".git/", ".venv/", "data/", f"{paths.MODELS}/", ".dvc/cache")) for name in names)
 
 
@@ -123,7 +133,7 @@ def test_set_params_refuses_a_key_params_yaml_lacks_or_a_value_that_is_not_yaml(
 
 def test_with_params_set_the_plan_has_the_stages_they_make_and_the_workspace_is_left_alone(capsys):
     before = (REPO / "params.yaml").read_bytes()
-    repro(["seed@*"], dry=True, params=["extra_seeds=[3]"], root=REPO)
+    repro(["seed@*"], Options(dry=True), params=["extra_seeds=[3]"], root=REPO)
     printed = capsys.readouterr().out.splitlines()
     with Repo(str(REPO)) as project:
         variants = [stage.addressing.split("@")[1] for stage in project.stage.collect("train@*", glob=True)]

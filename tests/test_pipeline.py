@@ -165,7 +165,8 @@ def test_the_sweep_queues_two_experiments_that_run_only_the_dropout_variants_sta
     params = (root / "params.yaml").read_text()
     output = root / "metrics/sweeps/keep_prob"
     argv = ["--values", "0.4", "0.6", "--seeds", "1", "--jobs", "2", "--output", str(output)]
-    run([sys.executable, "-m", "mnist_dnn.sweep", *argv], root)  # `dvc exp run --queue` each, then `dvc queue start`
+    # `dvc exp run --queue` each, then `dvc queue start`
+    run([sys.executable, "-m", "mnist_dnn.tools.sweep", *argv], root)
     names = {"sweep-keep_prob-0.4": 0.4, "sweep-keep_prob-0.6": 0.6}
     for name in names:
         logs = run(["dvc", "queue", "logs", name], root)

@@ -13,14 +13,15 @@ from PIL import Image, ImageDraw, ImageFile
 from torch import nn
 
 from helpers import REPO, edit_yaml
-from mnist_dnn import paths, predict
+from mnist_dnn import paths
 from mnist_dnn.cli import main
-from mnist_dnn.config import load_params
-from mnist_dnn.data import save_split
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import ModelSpec
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.lecture.data import save_split
+from mnist_dnn.lecture.models import ModelSpec
+from mnist_dnn.tools import predict
 
-SPEC = ModelSpec(variant="tiny", hidden=(16,), init="xavier_uniform")
+SPEC = ModelSpec(variant="tiny", hidden=(16,), init="xavier_uniform", bias_init="pytorch")
 TINY = paths.model_file("tiny")
 LABELS = [7, 2, 1, 0, 4]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -584,13 +585,12 @@ def test_predict_with_a_model_file_reports_its_own_record_rather_than_refusing_i
     assert result["trained_with"] == recorded
 
 
-def test_a_model_file_without_a_record_loads_with_a_warning_line(workdir, tmp_path, capsys, model_file):
-    SPEC.save(model_file[0], model_file[1])  # as files were written before the record existed
-    main(["predict", "--variant", "tiny", "--index", "0", "--json"])
-    out, err = capsys.readouterr()
-    assert json.loads(out)["trained_with"] is None
-    assert err == (f"warning: {TINY}: records no training params (an older file); not checked "
-                   "against params.yaml\n")
+def test_a_model_saved_without_a_training_record_is_refused_as_a_variant_shown_as_a_file(workdir, capsys,
+                                                                                        model_file):
+    SPEC.save(model_file[0], model_file[1])  # saved outside the stages: trained_with is null
+    err = expect_cli_error(capsys, "--variant", "tiny", "--index", "0")
+    assert err == f"error: {TINY}: records no training params; run `dvc repro --force train@tiny`\n"
+    assert predict_json(capsys, "--model", str(model_file[1]), "--index", "0")["trained_with"] is None
 
 
 def test_a_record_that_does_not_match_its_digest_is_refused(workdir, tmp_path, capsys, model_file):

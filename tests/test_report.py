@@ -19,9 +19,11 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from helpers import REPO, edit_yaml, run_stage
-from mnist_dnn import autograd_graph, charts, data, report_picture
-from mnist_dnn.config import load_params
-from mnist_dnn.html_report import (
+from mnist_dnn.lecture import data
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.lecture.models import ModelSpec
+from mnist_dnn.results import autograd_graph, charts, report_picture
+from mnist_dnn.results.html_report import (
     SECTIONS,
     ReportInputs,
     build_report,
@@ -33,8 +35,7 @@ from mnist_dnn.html_report import (
     summary_html,
     sweep_html,
 )
-from mnist_dnn.models import ModelSpec
-from mnist_dnn.tables import sweep_points, sweep_table
+from mnist_dnn.results.tables import sweep_points, sweep_table
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 CHROMIUM_ARGS = [
@@ -42,10 +43,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900",
 ]
 N = 40  # test images
-KNOWN = ["variant", "architecture", "init", "dropout", "lecture_accuracy", "reproduced_accuracy", "difference_pp"]
+KNOWN = ["variant", "architecture", "init", "bias_init", "dropout", "lecture_accuracy", "reproduced_accuracy",
+         "difference_pp"]
 ROWS = [  # as metrics/summary.json, with one key more
-    dict(zip(KNOWN, ["alpha", "784→10", "normal", 0.0, 0.30, 0.35, 5.0]), seed_std=0.00123),
-    dict(zip(KNOWN, ["beta", "784→8→10", "xavier_uniform", 0.3, None, 0.925, None]), seed_std=0.0005),
+    dict(zip(KNOWN, ["alpha", "784→10", "normal", "normal", 0.0, 0.30, 0.35, 5.0]), seed_std=0.00123),
+    dict(zip(KNOWN, ["beta", "784→8→10", "xavier_uniform", "pytorch", 0.3, None, 0.925, None]), seed_std=0.0005),
 ]
 ACTUAL = np.arange(N) % 10
 PREDICTED = {
@@ -53,8 +55,8 @@ PREDICTED = {
     "beta": ACTUAL.copy(),
 }
 PREDICTED["beta"][[3, 13, 7]] = [5, 5, 1]  # 3 wrong: actual 3 → 5 twice, 7 → 1 once
-SPECS = {"alpha": ModelSpec(variant="alpha", hidden=(), init="normal"),
-         "beta": ModelSpec(variant="beta", hidden=(8,), init="xavier_uniform", dropout_p=0.3)}
+SPECS = {"alpha": ModelSpec(variant="alpha", hidden=(), init="normal", bias_init="normal"),
+         "beta": ModelSpec(variant="beta", hidden=(8,), init="xavier_uniform", dropout_p=0.3, bias_init="pytorch")}
 SEEDED = [dict(ROWS[0], seeds=3, mean=0.35, std=0.01, min=0.34, max=0.36),
           dict(ROWS[1], seeds=3, mean=0.92, std=0.002, min=0.918, max=0.922)]
 SWEEP = {"variant": "beta", "runs": [{"keep_prob": k, "seeds": [777, 1], "accuracies": [0.9 + k / 20, 0.91 + k / 20]}
@@ -106,18 +108,18 @@ def table_cells(fragment):
 
 def test_summary_table_has_each_variant_formatted_and_extra_columns():
     header, alpha, beta = table_cells(summary_html(ROWS))
-    assert header == [*KNOWN[:4], "lecture", "reproduced", "difference (pp)", "seed std"]
-    assert alpha == ["alpha", "784→10", "normal", "–", "30.00%", "35.00%", "+5.00", "0.00123"]
-    assert beta == ["beta", "784→8→10", "xavier_uniform", "p = 0.3", "–", "92.50%", "–", "0.0005"]
+    assert header == [*KNOWN[:3], "biases", "dropout", "lecture", "reproduced", "difference (pp)", "seed std"]
+    assert alpha == ["alpha", "784→10", "normal", "normal", "–", "30.00%", "35.00%", "+5.00", "0.00123"]
+    assert beta == ["beta", "784→8→10", "xavier_uniform", "pytorch", "p = 0.3", "–", "92.50%", "–", "0.0005"]
 
 
 def test_summary_table_shows_seed_statistics_as_the_markdown_does():
     seeded = [dict(ROWS[0], seeds=5, mean=0.98123, std=0.0012, min=0.9795, max=0.9831),
               dict(ROWS[1], seeds=5, mean=0.925, std=0.001, min=0.924, max=0.926)]
     header, alpha, beta = table_cells(summary_html(seeded))
-    assert header[6:] == ["difference (pp)", "seed std", "mean ± std", "min–max"]
-    assert alpha[6:] == ["+5.00", "0.00123", "98.12 ± 0.12%", "97.95%–98.31%"]
-    assert beta[6:] == ["–", "0.0005", "92.50 ± 0.10%", "92.40%–92.60%"]
+    assert header[7:] == ["difference (pp)", "seed std", "mean ± std", "min–max"]
+    assert alpha[7:] == ["+5.00", "0.00123", "98.12 ± 0.12%", "97.95%–98.31%"]
+    assert beta[7:] == ["–", "0.0005", "92.50 ± 0.10%", "92.40%–92.60%"]
 
 
 def test_report_has_sections_in_order_and_variants(inputs):
@@ -420,7 +422,7 @@ def test_chart_text_is_plain_text_never_mathtext(chart):
     names = ["$x^2$", r"$\nope{$", "a$b"]  # mathtext would render the first as math and raise on the second
     if chart == "line":
         curves = {name: pd.DataFrame({"step": [1, 2], "loss": [1.0, 0.5]}) for name in names}
-        svg = charts.line_chart(curves, "step", "loss", names[1], names[0], names[2])
+        svg = charts.line_chart(curves, "step", "loss", (names[1], names[0], names[2]))
     else:
         svg = charts.error_bar_chart(sweep_table(SWEEP["runs"]), sweep_points(SWEEP["runs"]), r"$\nope{$ $x^2$")
         names = [r"$\nope{$ $x^2$"]

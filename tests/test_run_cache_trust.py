@@ -15,7 +15,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from helpers import edit_yaml, pipeline_env, ran_stages, run
-from mnist_dnn import dvc_internals, paths
+from mnist_dnn import paths
+from mnist_dnn.tools import dvc_internals
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(__name__)]  # one worker, in order
 PLANTED = b"import os\nos.environ['PLANTED'] = 'yes'\n"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, TIME_CAP
-from mnist_dnn import files
 from mnist_dnn.errors import UserError
-from mnist_dnn.runtime import run_stage
+from mnist_dnn.stage import files
+from mnist_dnn.stage.runtime import run_stage
 
 
 def expect_exit(capsys, status, main, *args):
@@ -87,8 +87,8 @@ def test_a_folder_that_cannot_be_written_is_one_line_and_exit_1(tmp_path, capsys
 STAGE = """
 import sys, time
 from pathlib import Path
-from mnist_dnn import files
-from mnist_dnn.runtime import run_stage
+from mnist_dnn.stage import files
+from mnist_dnn.stage.runtime import run_stage
 
 def main(out):
     print("ready", flush=True)
@@ -120,7 +120,7 @@ def test_sigint_is_one_line_and_exit_130_and_writes_nothing(tmp_path):
 def test_a_closed_pipe_is_a_quiet_exit(tmp_path):
     read_end, write_end = os.pipe()
     os.close(read_end)  # like `| head -1` once head has gone: every write fails with EPIPE
-    code = "from mnist_dnn.runtime import run_stage; run_stage(lambda: print('line\\n' * 100_000))"
+    code = "from mnist_dnn.stage.runtime import run_stage; run_stage(lambda: print('line\\n' * 100_000))"
     result = subprocess.run([sys.executable, "-c", code], stdout=write_end, stderr=subprocess.PIPE, text=True,
                             timeout=TIME_CAP)
     os.close(write_end)
@@ -136,11 +136,12 @@ def limit_file_size():
 
 
 FULL_DISK = """
-from mnist_dnn import files, models
-from mnist_dnn.runtime import run_stage
+from mnist_dnn.lecture import models
+from mnist_dnn.stage import files
+from mnist_dnn.stage.runtime import run_stage
 
 def write_model():
-    spec = models.ModelSpec(variant="m", hidden=(64,), init="normal")
+    spec = models.ModelSpec(variant="m", hidden=(64,), init="normal", bias_init="normal")
     with files.atomic_outputs("weights/m.safetensors") as (path,):
         spec.save(spec.build(), path)
 
@@ -266,8 +267,8 @@ def test_a_stage_detached_from_its_shell_outlives_it(tmp_path, tmp_path_factory,
 SIGNALLED = """
 import shutil, sys, threading, time
 from pathlib import Path
-from mnist_dnn import files
-from mnist_dnn.runtime import run_stage
+from mnist_dnn.stage import files
+from mnist_dnn.stage.runtime import run_stage
 
 def work():  # say ready, then work for a minute in short steps, as a stage does: a signal that lands just before a
     # sleep begins does not cut it short, and Python runs its handler when the sleep ends

@@ -8,7 +8,8 @@ import torch
 
 import helpers
 from helpers import DELETE, REPO, edit_yaml
-from mnist_dnn import data, paths
+from mnist_dnn import paths
+from mnist_dnn.lecture import data
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from helpers import REPO, edit_yaml, run_script
-from mnist_dnn import sweep
-from mnist_dnn.config import load_params
 from mnist_dnn.errors import UserError
+from mnist_dnn.lecture.config import load_params
+from mnist_dnn.tools import sweep
 
 ACCURACIES = {0.5: [0.97, 0.98, 0.99], 1.0: [0.981, 0.982, 0.983]}
 NUMERICS = {"device": "cpu", "cpu_vendor": "AuthenticAMD", "torch": "2.14.1+cu130"}  # as evaluate records them
@@ -122,7 +122,7 @@ def test_dvc_returns_when_the_command_does_though_a_worker_it_started_goes_on(tm
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
     try:
-        result = subprocess.run([sys.executable, "-c", "from mnist_dnn import sweep; print(sweep.dvc('queue', "
+        result = subprocess.run([sys.executable, "-c", "from mnist_dnn.tools import sweep; print(sweep.dvc('queue', "
                                  "'start', capture=True), end='')"], capture_output=True, text=True, timeout=60)
     finally:
         os.kill(int((tmp_path / "worker").read_text()), signal.SIGKILL)

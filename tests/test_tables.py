@@ -6,14 +6,14 @@ import pytest
 from ruamel.yaml import YAML
 
 from helpers import REPO, edit_yaml, run_stage
-from mnist_dnn import outputs, tables
-from mnist_dnn.config import Params, load_params
 from mnist_dnn.errors import UserError
-from mnist_dnn.markdown import optimizer_markdown, summary_markdown, sweep_markdown
-from mnist_dnn.tables import optimizer_table, summary_table, sweep_points, sweep_table
+from mnist_dnn.lecture.config import Params, load_params
+from mnist_dnn.results import outputs, tables
+from mnist_dnn.results.markdown import optimizer_markdown, summary_markdown, sweep_markdown
+from mnist_dnn.results.tables import optimizer_table, summary_table, sweep_points, sweep_table
 
 PARAMS_PATH = REPO / "params.yaml"
-STORED = [column.key for column in tables.SUMMARY if column.kind is not None]  # metrics/summary.json's, in order
+STORED = list(outputs.SUMMARY_KINDS)  # metrics/summary.json's columns, in order
 PORTABLE = {"torch": "2.14.1", "device": "cpu", "mode": "portable", "aten_cpu_capability": "AVX2", "mkl": "2024.2",
             "mkl_cbwr": "AVX2,STRICT", "mkl_branch": "AUTO,STRICT", "onednn": "v3.12.0", "cpu_vendor": "AuthenticAMD"}
 NUMERICS = {name: PORTABLE for name in ("softmax", "nn_normal", "nn_xavier", "dnn", "dnn_dropout")}
@@ -356,3 +356,19 @@ def test_the_summary_says_where_it_was_computed():
     assert "Computed with CPU, portable numerics: torch 2.14.1" in markdown
     assert "MKL 2024.2 (CBWR AVX2,STRICT, ran AUTO,STRICT)" in markdown
     assert "the same bits on any AuthenticAMD CPU with AVX2, any thread count" in markdown
+
+
+def test_a_summary_without_a_column_the_code_now_writes_names_it_and_the_command_that_writes_it(tmp_path):
+    rows = json.loads((REPO / "metrics/seed_noise.json").read_text())
+    for row in rows:
+        del row["bias_init"]  # as a seed-noise table from before a new column would lack it
+    path = tmp_path / "seed_noise.json"
+    path.write_text(json.dumps(rows))
+    with pytest.raises(UserError) as refused:
+        outputs.read_summary(path, "make seed-noise")
+    assert str(refused.value) == f"{path}: 0.bias_init: Field required; run `make seed-noise`"
+
+
+def test_each_column_that_outputs_checks_reads_as_a_column_of_the_table_in_its_order():
+    shown = [column.key for column in tables.SUMMARY]
+    assert [key for key in shown if key in outputs.SUMMARY_KINDS] == list(outputs.SUMMARY_KINDS)

@@ -7,23 +7,24 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import make_split
-from mnist_dnn import data, training
-from mnist_dnn.config import OptimizerParams, TrainParams
-from mnist_dnn.device import DEVICE_ENV, select_device
 from mnist_dnn.errors import UserError
-from mnist_dnn.models import ModelSpec
-from mnist_dnn.optimizers import build_optimizer
+from mnist_dnn.lecture import data, training
+from mnist_dnn.lecture.config import OptimizerParams, TrainParams
+from mnist_dnn.lecture.models import ModelSpec
+from mnist_dnn.lecture.optimizers import build_optimizer
+from mnist_dnn.stage.device import DEVICE_ENV, select_device
 
 VAL = make_split(200, 1)
 
 
 def train_once(seed, hidden=(32, 32), dropout_p=0.3, epochs=3, inputs=None, val=VAL):
     torch.manual_seed(seed)
-    model = ModelSpec(variant="tiny", hidden=hidden, init="xavier_uniform", dropout_p=dropout_p).build()
+    spec = ModelSpec(variant="tiny", hidden=hidden, init="xavier_uniform", dropout_p=dropout_p, bias_init="pytorch")
+    model = spec.build()
     optimizer = build_optimizer("adam", model.parameters(), 1e-3)
     train = make_split(600, 0) if inputs is None else inputs
     hp = TrainParams(epochs=epochs, batch_size=50, seed=seed)
-    logs = list(training.fit(model, optimizer, train, val, hp, name="tiny"))
+    logs = list(training.fit(model, optimizer, (train, val), hp, name="tiny"))
     return logs, model.state_dict()
 
 
@@ -115,9 +116,9 @@ def reference_epochs(spec, hp, train, epochs):
 @pytest.mark.parametrize("dropout_p", [0.0, 0.3])
 def test_engine_computes_what_a_plain_loop_computes(dropout_p):
     hp = TrainParams(epochs=3, batch_size=50, seed=777)
-    spec = ModelSpec(variant="tiny", hidden=(64, 64), init="xavier_uniform", dropout_p=dropout_p)
+    spec = ModelSpec(variant="tiny", hidden=(64, 64), init="xavier_uniform", dropout_p=dropout_p, bias_init="pytorch")
     train, val = make_split(400, 0), make_split(100, 1)
-    engine, logs = training.train(spec, hp, ADAM, train, val)
+    engine, logs = training.train(spec, hp, ADAM, (train, val))
     assert [log.epoch for log in logs] == [1, 2, 3]
     expected_losses, expected_weights = reference_epochs(spec, hp, train, hp.epochs)
     torch.testing.assert_close([log.train_loss for log in logs], expected_losses, rtol=1e-5, atol=1e-6)
@@ -128,7 +129,7 @@ def test_the_loss_after_each_step_is_what_a_plain_loop_measures_on_every_fifth_b
     hp = TrainParams(epochs=2, batch_size=50, seed=777)
     spec = ModelSpec(variant="tiny", hidden=(32,), init="xavier_uniform", bias_init="normal")
     train = make_split(630, 0)  # 13 batches: 1, 6 and 11 (counted from 1) are measured
-    _, logs = training.train(spec, hp, ADAM, train, None)
+    _, logs = training.train(spec, hp, ADAM, (train, None))
     model, _ = training.setup(spec, hp, ADAM, "cpu")
     optimizer = torch.optim.Adam(model.parameters(), lr=ADAM.lr)
     generator = torch.Generator().manual_seed(hp.seed)
@@ -157,10 +158,10 @@ def test_the_lab_biases_are_drawn_from_a_standard_normal():
 @pytest.mark.usefixtures("outside_repo")
 def test_train_logs_every_epoch_with_dvclive_and_logs_nothing_else(tmp_path):
     hp = TrainParams(epochs=2, batch_size=50, seed=777)
-    spec = ModelSpec(variant="tiny", hidden=(16,), init="xavier_uniform")
+    spec = ModelSpec(variant="tiny", hidden=(16,), init="xavier_uniform", bias_init="pytorch")
     train, val = make_split(200, 0), make_split(100, 1)
-    _, logs = training.train(spec, hp, ADAM, train, val, log_dir=tmp_path / "log")
-    _, unlogged = training.train(spec, hp, ADAM, train, val)
+    _, logs = training.train(spec, hp, ADAM, (train, val), log_dir=tmp_path / "log")
+    _, unlogged = training.train(spec, hp, ADAM, (train, val))
     assert logs == unlogged  # logging changes nothing
     loss = pd.read_csv(tmp_path / "log/plots/metrics/train/loss.tsv", sep="\t")
     after_step = pd.read_csv(tmp_path / "log/plots/metrics/train/loss_after_step.tsv", sep="\t")
@@ -184,10 +185,10 @@ def test_train_step_adds_the_batch_loss_before_and_after_its_step_to_the_sums_in
     plain_optimizer.step()
     after = F.cross_entropy(plain(inputs[batch]), targets[batch])
     loss_sums = torch.tensor([2.0, 3.0, 4.0])
-    training.train_step(model, optimizer, inputs, targets, batch, loss_sums, torch.Generator())
+    training.train_step(model, optimizer, (inputs, targets), batch, loss_sums, torch.Generator())
     assert loss_sums.tolist() == pytest.approx([2 + 5 * before.item(), 3 + 5 * after.item(), 4 + 5], rel=1e-6)
     loss_sums = torch.tensor([2.0, 3.0, 4.0])
-    training.train_step(model, optimizer, inputs, targets, batch, loss_sums)  # no generator: no loss after the step
+    training.train_step(model, optimizer, (inputs, targets), batch, loss_sums)  # no generator: no loss after the step
     assert loss_sums.tolist()[1:] == [3.0, 4.0]
 
 
@@ -196,8 +197,8 @@ def test_fit_reads_the_device_once_per_epoch(monkeypatch):
     for read in ("item", "tolist"):
         original = getattr(torch.Tensor, read)
         monkeypatch.setattr(torch.Tensor, read, lambda self, f=original: reads.append(self.shape) or f(self))
-    spec = ModelSpec(variant="tiny", hidden=(8,), init="xavier_uniform", dropout_p=0.3)
+    spec = ModelSpec(variant="tiny", hidden=(8,), init="xavier_uniform", dropout_p=0.3, bias_init="pytorch")
     hp = TrainParams(epochs=3, batch_size=50, seed=777)
     model, optimizer = training.setup(spec, hp, ADAM, "cpu")
-    logs = list(training.fit(model, optimizer, make_split(630, 0), None, hp))
+    logs = list(training.fit(model, optimizer, (make_split(630, 0), None), hp))
     assert len(logs) == 3 and reads == [torch.Size([3])] * 3  # the loss sums: before the step, after it, samples

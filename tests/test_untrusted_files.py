@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mnist_dnn import cli, data, model_file, models
+from mnist_dnn import cli
 from mnist_dnn.errors import UserError
+from mnist_dnn.lecture import data, model_file, models
 
 
 class CreatesFile:
@@ -60,7 +61,7 @@ def test_every_loading_path_refuses_a_pickle_and_never_runs_it(malicious, load, 
 
 
 def test_model_file_with_forged_metadata_is_refused(tmp_path):
-    state = models.ModelSpec(variant="x", hidden=(8,), init="normal").build().state_dict()
+    state = models.ModelSpec(variant="x", hidden=(8,), init="normal", bias_init="normal").build().state_dict()
     path = tmp_path / "forged.safetensors"
     forged = {"variant": "x", "hidden": [-5], "init": "normal", "dropout_p": 0.0}
     save_file(state, path, metadata={model_file.METADATA_KEY: json.dumps({"spec": forged, "numerics": {}})})

@@ -12,9 +12,11 @@ from types import SimpleNamespace
 import pytest
 
 from helpers import commit, pipeline_env, run
-from mnist_dnn import numerics, paths, verify
-from mnist_dnn.device import select_device
+from mnist_dnn import paths
 from mnist_dnn.errors import UserError
+from mnist_dnn.stage import numerics
+from mnist_dnn.stage.device import select_device
+from mnist_dnn.tools import verify
 
 pytestmark = pytest.mark.xdist_group("verify")  # its end-to-end tests share one committed run
 
@@ -92,7 +94,7 @@ def test_the_determinism_rerun_takes_another_thread_count():
 # ---- end to end: make verify in a committed small run of the project --------------------------------------------
 
 def run_verify(root, **env):
-    return subprocess.run([sys.executable, "-m", "mnist_dnn.verify"], cwd=root, env=pipeline_env() | env,
+    return subprocess.run([sys.executable, "-m", "mnist_dnn.tools.verify"], cwd=root, env=pipeline_env() | env,
                           capture_output=True, text=True, timeout=900)
 
 

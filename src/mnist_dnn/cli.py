@@ -5,7 +5,7 @@ import argparse
 import os
 
 from mnist_dnn import paths
-from mnist_dnn.runtime import run_stage
+from mnist_dnn.stage.runtime import run_stage
 
 
 def main(argv=None):
@@ -41,17 +41,17 @@ def main(argv=None):
     commands.add_parser("verify-cache", help="check every object of the local DVC cache against the md5 it is named by")
     args = parser.parse_args(argv)
     if args.command == "predict":
-        from mnist_dnn import predict  # imports torch: only for this command
+        from mnist_dnn.tools import predict  # imports torch: only for this command
 
         run_stage(predict.run_predict, args)
         return
     if args.command == "repro":
-        from mnist_dnn import parallel  # imports DVC and Ray: only for this command
+        from mnist_dnn.tools import parallel  # imports DVC and Ray: only for this command
 
-        run_stage(parallel.repro, args.targets, args.jobs, args.address, args.force, args.dry, args.via_remote,
-                  args.params)
+        options = parallel.Options(args.jobs, args.address, args.force, args.dry, args.via_remote)
+        run_stage(parallel.repro, args.targets, options, args.params)
         return
-    from mnist_dnn import sharing  # imports DVC: only for these commands
+    from mnist_dnn.tools import sharing  # imports DVC: only for these commands
 
     if args.command == "push-run-cache":
         run_stage(sharing.push_run_cache, args.remote)

@@ -1,5 +1,5 @@
-"""User-facing errors: a problem with the user's input is a UserError, which ``runtime.run_stage`` reports in one line
-with exit status 2."""
+"""User-facing errors: a problem with the user's input is a UserError, which ``stage.runtime.run_stage`` reports in one
+line with exit status 2; and the user's input quoted in such a line, however large (``quote``, ``describe``)."""
 
 import os
 import reprlib
@@ -27,6 +27,18 @@ def shorten(text, limit=QUOTE_LIMIT):
 def quote(value):
     """``repr(value)`` in at most QUOTE_LIMIT characters, computed without ever building a longer one."""
     return shorten(_repr.repr(value))
+
+
+def describe(err):
+    """The first error of a pydantic ValidationError in one line: ``key: message (got <the input, quoted>)``."""
+    first = err.errors()[0]
+    loc = first["loc"]
+    if "[key]" in loc:  # a bad name: the message quotes it, the key is the mapping that holds it
+        loc = loc[: loc.index("[key]") - 1]
+    key = shorten(".".join(str(part) for part in loc)) or "(top level)"
+    message = shorten(first["msg"].removeprefix("Value error, "), 2 * QUOTE_LIMIT)
+    got = "" if first["type"] in ("missing", "value_error") else f" (got {quote(first['input'])})"
+    return f"{key}: {message}{got}"
 
 
 def environment_choice(name, choices, default):

@@ -23,11 +23,11 @@ def model_file(variant):
     return MODELS / f"{variant}.safetensors"
 
 
-def eval_file(variant):
-    """The test metrics that ``evaluate@<variant>`` writes."""
-    return EVAL_METRICS / f"{variant}.json"
+def eval_file(variant, folder=EVAL_METRICS):
+    """The test metrics that ``evaluate@<variant>`` writes (into ``folder``, where a stage is given another)."""
+    return Path(folder, f"{variant}.json")
 
 
-def seed_file(variant, seed):
-    """The test metrics that ``seed@<variant>-<seed>`` writes."""
-    return SEED_METRICS / f"{variant}-{seed}.json"
+def seed_file(variant, seed, folder=SEED_METRICS):
+    """The test metrics that ``seed@<variant>-<seed>`` writes (into ``folder``, where a stage is given another)."""
+    return Path(folder, f"{variant}-{seed}.json")
