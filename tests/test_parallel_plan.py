@@ -117,11 +117,24 @@ def test_set_params_sets_nested_keys_and_lists_as_dvc_exp_run_does_and_nothing_e
     assert path.read_text().startswith("# the comment stays\ntrain:\n  epochs: 15")  # the file itself unchanged
 
 
+@pytest.mark.parametrize("assignments, expected", [
+    (["params.yaml:train.seed=1"], {"train": {"epochs": 15, "seed": 1}, "keep_prob": 0.7}),
+    (["+train.tf32=true"], {"train": {"epochs": 15, "seed": 777, "tf32": True}, "keep_prob": 0.7}),
+    (["~keep_prob"], {"train": {"epochs": 15, "seed": 777}}),
+    (["keep_prob=0.5", "keep_prob=0.6"], {"train": {"epochs": 15, "seed": 777}, "keep_prob": 0.6}),
+])
+def test_set_params_takes_every_form_dvc_exp_run_s_takes(tmp_path, assignments, expected):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  epochs: 15\n  seed: 777\nkeep_prob: 0.7\n")
+    assert YAML(typ="safe").load(set_params(path, assignments)) == expected
+
+
 @pytest.mark.parametrize("assignment, says", [
-    ("epochs=2", "-S epochs=2: give KEY=VALUE with a KEY that params.yaml has"),
-    ("train.epochs.x=2", "-S train.epochs.x=2: give KEY=VALUE"),
-    ("train.epochs", "-S train.epochs: give KEY=VALUE"),
-    ("extra_seeds=[1, 2", "-S extra_seeds=[1, 2: VALUE is not YAML ("),
+    ("epochs=2", "-S epochs=2: Could not override 'epochs'. To append to your config use +epochs=2"),
+    ("train.epochs.x=2", "-S train.epochs.x=2: Could not override 'train.epochs.x'."),
+    ("train.epochs", "-S train.epochs: Error parsing override 'train.epochs'"),
+    ("extra_seeds=[1, 2", "-S extra_seeds=[1, 2: no viable alternative at input '[1, 2'"),
+    ("other.yaml:x=1", "-S other.yaml:…: only params.yaml can be set here"),
 ])
 def test_set_params_refuses_a_key_params_yaml_lacks_or_a_value_that_is_not_yaml(tmp_path, assignment, says):
     path = tmp_path / "params.yaml"
@@ -129,6 +142,17 @@ def test_set_params_refuses_a_key_params_yaml_lacks_or_a_value_that_is_not_yaml(
     with pytest.raises(UserError) as refused:
         set_params(path, [assignment])
     assert str(refused.value).startswith(says) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("assignment, says", [
+    ("keep_prob=1.5", "params.yaml with -S keep_prob=1.5: keep_prob: "),
+    ("+train.bogus=1", "params.yaml with -S +train.bogus=1: train.bogus: "),
+])
+def test_repro_refuses_params_the_stages_would_refuse_before_running_anything(assignment, says, capsys):
+    with pytest.raises(UserError) as refused:
+        repro(["train@dnn"], Options(dry=True), params=[assignment], root=REPO)
+    assert str(refused.value).startswith(says) and "\n" not in str(refused.value)
+    assert capsys.readouterr().out == ""
 
 
 def test_with_params_set_the_plan_has_the_stages_they_make_and_the_workspace_is_left_alone(capsys):

@@ -27,9 +27,10 @@ from pathlib import Path
 import networkx as nx
 from dvc.exceptions import DvcException
 from dvc.repo import Repo
-from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml import YAML
 
-from mnist_dnn.errors import UserError, one_line
+from mnist_dnn.errors import UserError, one_line, shorten
+from mnist_dnn.lecture.config import load_params, parse_params
 from mnist_dnn.stage.files import atomic_outputs
 from mnist_dnn.stage.runtime import Interrupted
 from mnist_dnn.stage.watchdog import PR_SET_PDEATHSIG
@@ -102,25 +103,24 @@ def unpack(files, folder):
 
 
 def set_params(path, assignments):
-    """The bytes of the params.yaml at ``path`` with each ``KEY=VALUE`` of ``assignments`` set (KEY dotted, VALUE in
-    YAML), as `dvc exp run -S` sets them; only keys params.yaml has."""
-    yaml = YAML()
-    params = yaml.load(path)
-    for assignment in assignments:
-        key, sep, value = assignment.partition("=")
-        *parents, last = key.split(".")
-        node = params
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if not sep or not isinstance(node, dict) or last not in node:
-            raise UserError(f"-S {assignment}: give KEY=VALUE with a KEY that params.yaml has")
+    """The bytes of the params file at ``path`` with ``assignments`` applied by the parser and code of
+    `dvc exp run -S` (Hydra's override grammar: ``key=value``, ``params.yaml:key=value``, ``+key=value``, ``~key``)."""
+    from dvc.utils.cli_parse import to_path_overrides
+    from dvc.utils.hydra import apply_overrides
+
+    overrides = to_path_overrides(assignments)
+    other = sorted(set(overrides) - {path.name})
+    if other:
+        raise UserError(f"-S {shorten(other[0])}:…: only {path.name} can be set here")
+    with tempfile.TemporaryDirectory() as folder:
+        edited = Path(folder, path.name)
+        shutil.copyfile(path, edited)
         try:
-            node[last] = YAML(typ="safe").load(value)
-        except YAMLError as err:
-            raise UserError(f"-S {assignment}: VALUE is not YAML ({one_line(err)[:200]})") from None
-    buffer = io.BytesIO()
-    yaml.dump(params, buffer)
-    return buffer.getvalue()
+            apply_overrides(edited, overrides.get(path.name, []))
+        except DvcException as err:
+            why = err.__cause__ or err
+            raise UserError(f"-S {shorten(' -S '.join(assignments))}: {shorten(why, 240)}") from None
+        return edited.read_bytes()
 
 
 def configure_copy(copy, cache_dir, remotes):
@@ -281,7 +281,11 @@ def repro(targets=(), options=Options(), params=(), root=Path(".")):
     if jobs < 1:
         raise UserError(f"--jobs {jobs}: give 1 or more")
     root = Path(root).resolve()
-    files = snapshot(root, set_params(root / "params.yaml", params) if params else None)
+    load_params(root / "params.yaml")  # one line, before any stage runs, for a params.yaml the stages would refuse
+    edited = set_params(root / "params.yaml", params) if params else None
+    if edited is not None:
+        parse_params(edited.decode(), f"params.yaml with {exp_args(params)}")
+    files = snapshot(root, edited)
     tasks, last = plan_copy(root, files, list(targets)) if params else plan(root, list(targets))
     skipped = set() if params or force else up_to_date(root, tasks)  # a copy of -S params has no outputs: none
     if skipped:
