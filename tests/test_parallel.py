@@ -115,6 +115,15 @@ def test_embedded_ray_gives_the_bytes_of_dvc_repro_and_a_second_run_trains_nothi
     assert sorted(stage for stage, _, _ in lines) == tasks and all(what == "ran" for _, what, _ in lines)
     [ran_here] = re.findall(r"^dvc repro here: .*; ran (.*)$", first.stdout, re.M)
     assert set(ran_here.split(", ")) == RUN_HERE
+    epochs = YAML(typ="safe").load(root / "params.yaml")["train"]["epochs"]
+    trainings = [name for name in tasks if name.startswith(("train@", "optimizer_study@"))]
+    for name in trainings:  # every epoch as it ends, before the stage's own line
+        shown = re.findall(rf"^{re.escape(name)}: epoch +(\d+): train loss .*$", first.stdout, re.M)
+        assert shown == [str(epoch) for epoch in range(1, epochs + 1)], first.stdout
+        assert first.stdout.index(f"{name}: epoch") < first.stdout.index(f"] {name}: ran")
+        assert f"Running stage '{name}'" in (root / parallel.LOGS / f"{name}.log").read_text()
+    table = (root / paths.SUMMARY_TABLE).read_text().strip()
+    assert first.stdout.endswith(f"\n{table}\n\nreport: {paths.REPORT}\n")  # the table and the report last
     assert_same_results(root, cut_project)
     second = repro(root, "--jobs", "2")
     assert second.returncode == 0, second.stderr
@@ -216,7 +225,9 @@ def test_a_failing_stage_stops_the_run_in_one_line_and_a_rerun_resumes(trained_p
     edit_yaml(root / "params.yaml", {"optimizer.lr": 1e30})
     failed = repro(root, "--jobs", "2", "evaluate@nn_xavier")
     assert failed.returncode == 2
-    assert re.fullmatch(r"error: train@nn_xavier: nn_xavier: training diverged in epoch 1 .*\n", failed.stderr)
+    [log] = re.findall(r"^error: train@nn_xavier: nn_xavier: training diverged in epoch 1 .* \(its whole output: "
+                       r"(\S+)\)\n\Z", failed.stderr)
+    assert "ERROR: failed to reproduce 'train@nn_xavier'" in (root / log).read_text()
     assert not (root / paths.model_file("nn_xavier")).exists()
     run(["git", "checkout", "--", "params.yaml"], root)
     resumed = repro(root, "--jobs", "2", "evaluate@nn_xavier")

@@ -127,3 +127,12 @@ def test_dvc_returns_when_the_command_does_though_a_worker_it_started_goes_on(tm
     finally:
         os.kill(int((tmp_path / "worker").read_text()), signal.SIGKILL)
     assert result.returncode == 0 and result.stdout == "started\n", result.stderr
+
+
+def test_the_queue_status_is_read_by_state_so_the_sweep_says_what_runs():
+    status = ("Task     Name      Created    Status\n1a2b3c4  kp-0.5    04:15 PM   Running\n"
+              "5d6e7f8  kp-0.7    04:15 PM   Queued\n9a8b7c6  kp-0.3    Dec 05     Success\n"
+              "0f1e2d3  kp-0.9    04:16 PM   Failed\n\nWorker status: 1 active, 0 idle\n")
+    assert sweep.queue_states(status) == {"Running": ["kp-0.5"], "Queued": ["kp-0.7"], "Success": ["kp-0.3"],
+                                          "Failed": ["kp-0.9"]}
+    assert sweep.queue_states("No experiment tasks in the queue.\n") == {}

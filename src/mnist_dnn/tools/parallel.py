@@ -29,14 +29,17 @@ from dvc.exceptions import DvcException
 from dvc.repo import Repo
 from ruamel.yaml import YAML
 
+from mnist_dnn import paths
 from mnist_dnn.errors import UserError, one_line, shorten
 from mnist_dnn.lecture.config import load_params, parse_params
 from mnist_dnn.stage.files import atomic_outputs
 from mnist_dnn.stage.runtime import Interrupted
 from mnist_dnn.stage.watchdog import PR_SET_PDEATHSIG
 from mnist_dnn.tools.dvc_internals import Config
+from mnist_dnn.tools.progress import EPOCH_LINE, StageProgress
 
 COPIES = Path(".dvc/tmp/repro")  # the copies of a run on this machine, under the workspace (ignored by git and DVC)
+LOGS = Path(".dvc/tmp/repro-logs")  # each stage's output in the last run that ran it, failed ones included
 
 
 def plan(root, targets):
@@ -134,17 +137,24 @@ def configure_copy(copy, cache_dir, remotes):
         config["remote"].update(remotes)
 
 
-def run_in(copy, cmd, env):
-    """Run ``cmd`` in ``copy`` in its own process group, which dies with this process; its output, or a
-    CalledProcessError holding it."""
+def run_in(copy, cmd, env, on_line=None):
+    """Run ``cmd`` in ``copy`` in its own process group, which dies with this process, giving ``on_line`` each line
+    as it comes; its output, or a CalledProcessError holding it."""
     process = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True, preexec_fn=_die_with_parent)
+                               errors="replace", start_new_session=True, preexec_fn=_die_with_parent)
+    lines = []
     try:
-        output, _ = process.communicate()
+        for line in process.stdout:
+            lines.append(line)
+            if on_line is not None:
+                on_line(line.rstrip())
+        process.wait()
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait()
+        process.stdout.close()
+    output = "".join(lines)
     if process.returncode:
         raise subprocess.CalledProcessError(process.returncode, cmd, output)
     return output
@@ -169,9 +179,10 @@ class Run:
     force: bool
 
 
-def stage_task(name, files, entries, run):
+def stage_task(name, files, entries, run, lines):
     """Run stage ``name`` of the ``run`` with `dvc repro` in a new copy of the workspace (the tar bytes ``files``, its
-    dvc.lock given the ``entries`` of the stages done so far); its result, with the copy's dvc.lock entry for the stage.
+    dvc.lock given the ``entries`` of the stages done so far), putting its epoch lines on the Ray queue ``lines`` as
+    they come; its result, with its output and the copy's dvc.lock entry for the stage.
 
     On the workspace's machine the copy lives under it and shares its DVC cache. Elsewhere, or ``via_remote``, the
     copy has its own cache and meets the others at the DVC remote: `mnist-dnn pull-run-cache` first, `push-run-cache`
@@ -184,26 +195,39 @@ def stage_task(name, files, entries, run):
     parent = Path(run.root, COPIES, run.run_id) if local else None
     if parent is not None:
         parent.mkdir(parents=True, exist_ok=True)
-    copy = tempfile.mkdtemp(prefix=f"{node[:8]}-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.", dir=parent)
+    copy = tempfile.mkdtemp(prefix=f"{node[:8]}-{file_name(name)}.", dir=parent)
+    output = ""
+
+    def forward(line):
+        if EPOCH_LINE.match(line):
+            lines.put((name, line))
+
     try:
         unpack(files, copy)
         update_lock(Path(copy, "dvc.lock"), entries)
         configure_copy(copy, Path(run.root, ".dvc/cache") if local else None, run.remotes)
         env = dict(os.environ, PYTHONPATH="src", OMP_NUM_THREADS=str(stage_threads(run.jobs)), DVC_NO_ANALYTICS="1",
+                   PYTHONUNBUFFERED="1",  # each epoch line as it is printed
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")  # this dvc, python
         mnist_dnn = [sys.executable, "-m", "mnist_dnn.cli"]
         run_in(copy, [*mnist_dnn, "pull-run-cache"] if not local else ["dvc", "checkout", "--allow-missing"], env)
-        output = run_in(copy, ["dvc", "repro", *(["--force", "--single-item"] if run.force else []), name], env)
+        output = run_in(copy, ["dvc", "repro", *(["--force", "--single-item"] if run.force else []), name], env,
+                        forward)
         if not local:
             run_in(copy, [*mnist_dnn, "push-run-cache"], env)
         ran = f"Running stage '{name}'" in output
         return {"stage": name, "node": node, "seconds": time.monotonic() - start, "ran": ran, "error": None,
-                "lock": lock_entries(Path(copy, "dvc.lock"))[name]}
+                "output": output, "lock": lock_entries(Path(copy, "dvc.lock"))[name]}
     except subprocess.CalledProcessError as failed:
         return {"stage": name, "node": node, "seconds": time.monotonic() - start, "ran": True,
-                "error": error_line(failed.output, failed.returncode), "lock": None}
+                "error": error_line(failed.output, failed.returncode), "output": output + failed.output, "lock": None}
     finally:
         shutil.rmtree(copy, ignore_errors=True)
+
+
+def file_name(stage):
+    """``stage``'s name as part of a file name."""
+    return re.sub(r"[^A-Za-z0-9_.@-]", "_", stage)
 
 
 def stage_threads(jobs):
@@ -281,10 +305,10 @@ def repro(targets=(), options=Options(), params=(), root=Path(".")):
     if jobs < 1:
         raise UserError(f"--jobs {jobs}: give 1 or more")
     root = Path(root).resolve()
-    load_params(root / "params.yaml")  # one line, before any stage runs, for a params.yaml the stages would refuse
+    checked = load_params(root / "params.yaml")  # one line, before any stage runs, for params the stages would refuse
     edited = set_params(root / "params.yaml", params) if params else None
     if edited is not None:
-        parse_params(edited.decode(), f"params.yaml with {exp_args(params)}")
+        checked = parse_params(edited.decode(), f"params.yaml with {exp_args(params)}")
     files = snapshot(root, edited)
     tasks, last = plan_copy(root, files, list(targets)) if params else plan(root, list(targets))
     skipped = set() if params or force else up_to_date(root, tasks)  # a copy of -S params has no outputs: none
@@ -302,7 +326,8 @@ def repro(targets=(), options=Options(), params=(), root=Path(".")):
         run = Run(remote_config(root), str(root), socket.gethostname(), secrets.token_hex(4), jobs, via_remote, force)
         entries = {}
         try:
-            run_tasks(ray, tasks, files, run, entries)
+            with StageProgress(len(tasks), checked.train.epochs) as display:
+                run_tasks(ray, (tasks, files), run, entries, display)
         finally:
             shutdown(ray)
             shutil.rmtree(root / COPIES / run.run_id, ignore_errors=True)
@@ -321,31 +346,43 @@ def exp_args(params):
     return " ".join(f"-S {shlex.quote(param)}" for param in params)
 
 
-def run_tasks(ray, tasks, files, run, entries):
-    """Submit each of the ``run``'s tasks on the workspace's ``files`` once its upstream ones are done, at most
-    ``run.jobs`` in flight; print a line as each ends and add its dvc.lock entry to ``entries``; on the first failure
-    raise a UserError with that stage's line (the caller's ``shutdown`` stops the rest)."""
+def run_tasks(ray, work, run, entries, display):
+    """Submit each of the ``run``'s tasks (``work = (tasks, files)``: the plan and the workspace's files) once its
+    upstream ones are done, at most ``run.jobs`` in flight; show their epochs and ends on ``display``, keep each log
+    under LOGS and add its dvc.lock entry to ``entries``; on the first failure raise a UserError with that stage's line
+    and log (the caller's ``shutdown`` stops the rest)."""
+    from ray.util.queue import Queue
+
+    tasks, files = work
     task = ray.remote(num_cpus=1, scheduling_strategy="SPREAD", max_retries=3)(stage_task)
-    files = ray.put(files)
+    files, lines = ray.put(files), Queue(actor_options={"num_cpus": 0})
     waiting, done, flight = dict(tasks), set(), {}
     while waiting or flight:
         for name in [n for n, upstream in waiting.items() if upstream <= done][: run.jobs - len(flight)]:
             del waiting[name]
-            flight[task.remote(name, files, entries, run)] = name
-        [ref], _ = signalled(ray.wait, list(flight), num_returns=1)
-        name = flight.pop(ref)
+            flight[task.remote(name, files, entries, run, lines)] = name
+            display.started(name)
+        ready, _ = signalled(ray.wait, list(flight), num_returns=1, timeout=0.5)
+        for stage, line in lines.get_nowait_batch(lines.qsize()):
+            display.line(stage, line)
+        if not ready:
+            continue
+        name = flight.pop(ready[0])
         try:
-            result = signalled(ray.get, ref)
+            result = signalled(ray.get, ready[0])
         except ray.exceptions.RayError as err:  # a node lost more often than the retries allow
             lost = f"{name}: lost ({one_line(err)[:200]}); the finished stages are cached: run again"
             raise UserError(lost) from None
+        log = Path(run.root, LOGS, f"{file_name(name)}.log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(result["output"])
         if result["error"]:
-            raise UserError(f"{name}: {result['error']}")
+            raise UserError(f"{name}: {result['error']} (its whole output: {os.path.relpath(log)})")
         done.add(name)
         entries[name] = result["lock"]
         what = "ran" if result["ran"] else "cached"
-        print(f"[{len(done)}/{len(tasks)}] {name}: {what} on node {result['node'][:12]} in "
-              f"{result['seconds']:.1f} s; running: {', '.join(flight.values()) or '-'}", flush=True)
+        display.ended(name, f"[{len(done)}/{len(tasks)}] {name}: {what} on node {result['node'][:12]} in "
+                      f"{result['seconds']:.1f} s; running: {', '.join(flight.values()) or '-'}")
 
 
 def shutdown(ray):
@@ -387,3 +424,8 @@ def finish(root, targets, last):
     if unexpected:
         print(f"warning: dvc repro ran {', '.join(unexpected)} again, which no copy's run-cache entry restored",
               file=sys.stderr)
+    table, report = root / paths.SUMMARY_TABLE, root / paths.REPORT
+    if table.is_file():
+        print(f"\n{table.read_text(encoding='utf-8').strip()}\n")
+    if report.is_file():
+        print(f"report: {os.path.relpath(report)}")

@@ -78,11 +78,29 @@ def queue(values, variant, seeds):
 
 
 def wait(jobs):
-    """Start ``jobs`` queue workers (one thread each) and wait until nothing is queued or running."""
+    """Start ``jobs`` queue workers (one thread each) and wait until nothing is queued or running, printing a line
+    whenever an experiment starts or ends."""
     os.environ["OMP_NUM_THREADS"] = "1"
     dvc("queue", "start", "--jobs", str(jobs))
-    while re.search(r"\b(Queued|Running)\b", dvc("queue", "status", capture=True)):
+    start, shown = time.monotonic(), None
+    while True:
+        states = queue_states(dvc("queue", "status", capture=True))
+        if states != shown:
+            counts = ", ".join(f"{len(names)} {state.lower()}" for state, names in states.items())
+            running = "; running: " + ", ".join(states["Running"]) if states.get("Running") else ""
+            print(f"sweep, {time.monotonic() - start:.0f} s: {counts}{running}", flush=True)
+            shown = states
+        if not {"Queued", "Running"} & set(states):
+            return
         time.sleep(POLL_SECONDS)
+
+
+def queue_states(status):
+    """The experiments of `dvc queue status` output, by state (Queued, Running, Success, Failed, …)."""
+    states = {}
+    for name, state in re.findall(r"^\S+\s+(\S+)\s+.*?\b(Queued|Running|Success|Failed)\b", status, re.M):
+        states.setdefault(state, []).append(name)
+    return states
 
 
 def collect(values, variant, seeds):
