@@ -1,44 +1,51 @@
 """The ``mnist-dnn`` console command; ``mnist-dnn predict`` gets one digit and predicts it, as the lecture's labs
 end."""
 
-import argparse
 import os
+from importlib.metadata import version
 
 from mnist_dnn import paths
-from mnist_dnn.stage.runtime import run_stage
+from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="mnist-dnn", description="The lecture's MNIST models, reproduced.")
+    parser = ArgumentParser(prog="mnist-dnn", description="The lecture's MNIST models, reproduced.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('mnist-dnn')}")
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("predict", help="predict one digit: a test image or your own PNG/JPEG")
+
+    def command(name, summary):
+        return commands.add_parser(name, help=summary, description=f"{summary}.")
+
+    p = command("predict", "predict one digit: a test image, or a photo or drawing of your own")
     p.add_argument("--variant", help=f"trained variant to use (default: the best one in {paths.SUMMARY})")
     p.add_argument("--model", help=f"weights file to use (default: {paths.model_file('<variant>')})")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--index", type=int, help="test image number")
-    source.add_argument("--image", help="a PNG or JPEG of one digit, any size, dark-on-light or light-on-dark")
+    source.add_argument("--image", help="an image of one digit (PNG, JPEG, GIF, WebP, BMP or TIFF), any size up to "
+                        "50 megapixels, dark-on-light or light-on-dark")
     p.add_argument("--seed", type=int, default=777,
-                   help="seed of the random test image shown without --index or --image (default: 777)")
+                   help="seed of the random test image shown without --index or --image")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    push = commands.add_parser("push-run-cache", help="verify-cache, then dvc push --run-cache, and the outputs of "
-                               "its entries it misses")
+    push = command("push-run-cache", "verify-cache, then dvc push --run-cache, and the outputs of its entries it "
+                   "misses")
     push.add_argument("--remote", "-r", help="DVC remote (default: the default remote)")
-    pull = commands.add_parser("pull-run-cache", help="dvc pull --run-cache, refusing every run-cache entry that "
-                               "is not a run of a stage of dvc.yaml or whose outputs contradict it")
+    pull = command("pull-run-cache", "dvc pull --run-cache, refusing every run-cache entry that is not a run of a "
+                   "stage of dvc.yaml or whose outputs contradict it")
     pull.add_argument("--remote", "-r", help="DVC remote (default: the default remote)")
-    repro = commands.add_parser("repro", help="dvc repro, each stage a Ray task in its own copy of the workspace, "
-                                "at most --jobs at once, on this machine or a Ray cluster")
+    repro = command("repro", "dvc repro, each stage a Ray task in its own copy of the workspace, at most --jobs at "
+                    "once, on this machine or a Ray cluster; then the summary table")
     repro.add_argument("targets", nargs="*", help="stages, as for dvc repro (default: all)")
-    repro.add_argument("--jobs", "-j", type=int, default=os.cpu_count(), help="stages at once (default: the cores)")
+    repro.add_argument("--jobs", "-j", type=int, default=os.cpu_count(), help="stages at once; by default one per core")
     repro.add_argument("--address", help="a running Ray cluster (default: $RAY_ADDRESS, else Ray started here)")
     repro.add_argument("--force", "-f", action="store_true", help="run every stage, even those up to date")
     repro.add_argument("--dry", action="store_true", help="print the stages and what each waits for; run nothing")
-    repro.add_argument("--set-param", "-S", action="append", default=[], metavar="KEY=VALUE", dest="params",
-                       help="run the stages with this param set, as `dvc exp run -S` does, leaving the workspace as "
-                       "it is: the results go to the run-cache, and that `dvc exp run -S` restores them")
+    repro.add_argument("--set-param", "-S", action="append", default=[], metavar="[params.yaml:]KEY=VALUE",
+                       dest="params", help="run the stages with this param set, parsed as `dvc exp run -S` parses it "
+                       "(+KEY=VALUE adds a key, ~KEY removes one), leaving the workspace as it is: the results go to "
+                       "the run-cache, and that `dvc exp run -S` restores them")
     repro.add_argument("--via-remote", action="store_true", help="copies meet at the DVC remote, as on machines "
                        "without this one's disk (the default off this machine)")
-    commands.add_parser("verify-cache", help="check every object of the local DVC cache against the md5 it is named by")
+    command("verify-cache", "check every object of the local DVC cache against the md5 it is named by")
     args = parser.parse_args(argv)
     if args.command == "predict":
         from mnist_dnn.tools import predict  # imports torch: only for this command

@@ -13,6 +13,17 @@ class UserError(Exception):
     """A problem with the user's input (params, data, files): reported in one line, no traceback."""
 
 
+def missing_extra(err):
+    """The extra of pyproject.toml that installs what the exception ``err`` says is missing (Ray; dvc-s3, whose lack
+    DVC reports as an ImportError or a RemoteMissingDepsError), else None."""
+    if isinstance(err, ImportError) and (err.name or "").split(".")[0] == "ray":
+        return "ray"
+    if isinstance(err, ImportError) or type(err).__name__ == "RemoteMissingDepsError":
+        if "dvc-s3" in str(err) or getattr(err, "protocol", None) == "s3":
+            return "s3"
+    return None
+
+
 def one_line(text):
     """``str(text)`` with every run of whitespace, newlines included, made one space."""
     return " ".join(str(text).split())

@@ -2,7 +2,6 @@
 with the SHA-256 of the page it shows in its PNG metadata (mnist_dnn.tools.agreement checks it against the committed
 page)."""
 
-import argparse
 import hashlib
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ from PIL import Image, PngImagePlugin
 from mnist_dnn import paths
 from mnist_dnn.errors import UserError
 from mnist_dnn.stage import files
-from mnist_dnn.stage.runtime import run_stage
+from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 
 SCREEN = (1200, 440)  # CSS pixels: the title, the links and the main table, as wide as that table needs
 SOURCE_KEY = "mnist-dnn:source-sha256"  # the PNG text chunk that names the page shown
@@ -53,8 +52,8 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m mnist_dnn.results.report_picture",
+    parser = ArgumentParser(prog="python -m mnist_dnn.results.report_picture",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("page", nargs="?", default=paths.REPORT, help=f"the report (default: {paths.REPORT})")
-    parser.add_argument("picture", nargs="?", default=PICTURE, help=f"the PNG to write (default: {PICTURE})")
+    parser.add_argument("page", nargs="?", default=paths.REPORT, help="the report")
+    parser.add_argument("picture", nargs="?", default=PICTURE, help="the PNG to write")
     run_stage(main, parser.parse_args())

@@ -18,7 +18,7 @@ import time
 
 from safetensors import SafetensorError
 
-from mnist_dnn.errors import UserError
+from mnist_dnn.errors import UserError, missing_extra
 from mnist_dnn.stage.watchdog import exit_with_parent
 
 BAD_INPUT, ENVIRONMENT, INTERRUPTED = 2, 1, 130
@@ -102,8 +102,20 @@ def _interrupted(signum):
     return line
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's help with each option's default, where it has one to show."""
+
+    def _get_help_string(self, action):
+        shown = action.default not in (None, False, [], argparse.SUPPRESS)
+        return super()._get_help_string(action) if shown else action.help
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser, with a usage error in one line (``error: <prog>: <message> (see --help)``) and exit 2."""
+    """argparse's parser, with a usage error in one line (``error: <prog>: <message> (see --help)``) and exit 2, and
+    each option's default in its help."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, formatter_class=HelpFormatter, **kwargs)
 
     def error(self, message):
         fail(f"{self.prog}: {message} (see --help)", BAD_INPUT)
@@ -146,5 +158,11 @@ def run_stage(main, *args):
         fail(f"{err.filename}: {reason}" if err.filename else reason, ENVIRONMENT)
     except SafetensorError as err:  # loading turns these into UserErrors: what is left is a failed write
         fail(f"cannot write a safetensors file ({err})", ENVIRONMENT)
+    except Exception as err:
+        extra = missing_extra(err)
+        if extra is None:
+            raise
+        fail(f"the {extra} extra is not installed: pip install 'mnist-dnn[{extra}]' (in a clone, `make install` "
+             "installs every extra)", ENVIRONMENT)
     finally:
         _signals.update(state="returned", returned=time.monotonic())

@@ -1,12 +1,13 @@
 """``make deps``: each dvc.yaml stage's code deps, its script and every mnist_dnn module it imports, directly or not,
 found in the code and written back into dvc.yaml with its comments and layout kept."""
 
-import argparse
 import ast
 import io
 from pathlib import Path
 
 from ruamel.yaml import YAML
+
+from mnist_dnn.stage.runtime import ArgumentParser
 
 CODE = ("src/", "stages/")  # deps under these folders are code, found by this module; the others are data
 
@@ -88,8 +89,8 @@ def write_deps(root):
 
 
 def main():
-    parser = argparse.ArgumentParser(prog="python -m mnist_dnn.tools.stage_deps", description=__doc__.splitlines()[0])
-    parser.add_argument("root", nargs="?", default=".", help="the project folder (default: this one)")
+    parser = ArgumentParser(prog="python -m mnist_dnn.tools.stage_deps", description=__doc__.splitlines()[0])
+    parser.add_argument("root", nargs="?", default=".", help="the project folder")
     changed = write_deps(parser.parse_args().root)
     print(f"dvc.yaml: code deps rewritten for {', '.join(changed)}" if changed else "dvc.yaml: code deps up to date")
 

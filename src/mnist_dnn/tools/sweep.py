@@ -5,7 +5,6 @@ the variant's own stages (``dvc exp run <targets>``): its training with train.se
 stage per extra seed. The results are read back from the experiments' git refs, as ``make seed-noise`` does.
 """
 
-import argparse
 import json
 import os
 import re
@@ -20,7 +19,7 @@ from mnist_dnn.lecture.config import load_params, parse_params
 from mnist_dnn.results import charts, outputs, tables
 from mnist_dnn.results.markdown import sweep_markdown
 from mnist_dnn.stage import files
-from mnist_dnn.stage.runtime import run_stage
+from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 
 POLL_SECONDS = 10
 
@@ -164,7 +163,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m mnist_dnn.tools.sweep", description=__doc__)
+    parser = ArgumentParser(prog="python -m mnist_dnn.tools.sweep", description=__doc__)
     parser.add_argument("--values", type=float, nargs="+", required=True, help="keep_prob values")
     parser.add_argument("--variant", default="dnn_dropout", help="the variant with dropout")
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="extra seeds besides train.seed")

@@ -8,7 +8,6 @@ noise: so only the stages up to them run. Always, one variant trained again here
 the portable numerics) must give the same bytes.
 """
 
-import argparse
 import json
 import math
 import os
@@ -26,7 +25,7 @@ from mnist_dnn.lecture import data, training
 from mnist_dnn.lecture.config import load_params
 from mnist_dnn.stage import numerics
 from mnist_dnn.stage.device import select_device
-from mnist_dnn.stage.runtime import run_stage
+from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 from mnist_dnn.tools import parallel
 
 COMMITTED = "HEAD"
@@ -192,6 +191,6 @@ def main(args):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m mnist_dnn.tools.verify", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m mnist_dnn.tools.verify", description=__doc__.splitlines()[0])
     parser.add_argument("--determinism-variant", default="dnn_dropout", help="the variant trained twice")
     run_stage(main, parser.parse_args())
