@@ -60,3 +60,20 @@ def test_no_function_takes_more_than_six_arguments():
                 if len([name for name in names if name not in ("self", "cls")]) > 6:
                     crowded.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
     assert crowded == []
+
+
+def test_each_dependency_is_a_range_that_the_exact_pin_of_constraints_txt_satisfies():
+    """pyproject.toml's ranges let the package install beside another torch; constraints.txt is the committed run's."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [Requirement(line) for group in [project["dependencies"], *project["optional-dependencies"].values()]
+              for line in group]
+    pins = dict(line.split("==") for line in (REPO / "constraints.txt").read_text().split() if "==" in line)
+    pins = {canonicalize_name(name): version for name, version in pins.items()}
+    assert [str(req) for req in wanted if any(spec.operator == "==" for spec in req.specifier)] == []
+    assert {req.name: pins.get(canonicalize_name(req.name)) for req in wanted
+            if not req.specifier.contains(pins.get(canonicalize_name(req.name), "0"))} == {}
