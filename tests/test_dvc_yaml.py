@@ -2,6 +2,7 @@
 stage (`make deps` writes them); a train stage per variant, reading keep_prob exactly when it has dropout; and a
 model registry entry per variant."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from dvc.repo import Repo
 from ruamel.yaml import YAML
 
-from helpers import DROPOUT_VARIANT, REPO, VARIANTS
+from helpers import DROPOUT_VARIANT, REPO, VARIANTS, run
 from mnist_dnn import paths
 from mnist_dnn.lecture.config import load_params
 from mnist_dnn.tools import stage_deps
@@ -124,3 +125,18 @@ def test_dvc_yaml_declares_a_model_per_variant_for_the_model_registry():
     for name, artifact in artifacts.items():
         assert (artifact.path, artifact.type) == (paths.model_file(name).as_posix(), "model")
         assert artifact.desc and artifact.labels
+
+
+def test_dvc_plots_show_draws_the_five_variants_together_beside_the_confusion_matrices():
+    """Each top-level plot is one chart with a line per variant, from that variant's training log, epoch by epoch."""
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], REPO))["data"]
+    epochs = load_params(REPO / "params.yaml").train.epochs
+    for name, column in [("variants_val_accuracy", "accuracy"), ("variants_train_cost", "loss_after_step")]:
+        [chart] = shown[name]
+        rows = chart["content"]["data"]["values"]
+        lines = {row["filename"].split("/")[0] for row in rows}
+        assert lines == set(VARIANTS), name
+        assert sorted(int(row["step"]) for row in rows) == sorted(list(range(1, epochs + 1)) * len(VARIANTS))
+        assert all(float(row[column]) > 0 for row in rows)
+    confusion = YAML(typ="safe").load(REPO / "dvc.yaml")["vars"][0]["confusion"]
+    assert {f"{confusion}/{variant}.csv" for variant in VARIANTS} <= set(shown)
