@@ -1,13 +1,16 @@
 """DVC stage `report`: one offline HTML page of the whole lecture: the summary, seed noise, the keep_prob sweep,
-training curves, confusion matrices, mistakes, autograd graphs and the optimizer study."""
+training curves, confusion matrices, mistakes, autograd graphs and the optimizer study; and the playground page, where
+a reader draws a digit for the trained variants to predict."""
 
 from pathlib import Path
 
 from mnist_dnn.errors import UserError
 from mnist_dnn.lecture import data
 from mnist_dnn.lecture.config import load_params
+from mnist_dnn.lecture.models import load_as
 from mnist_dnn.results import autograd_graph, outputs
 from mnist_dnn.results.html_report import ReportInputs, build_report
+from mnist_dnn.results.playground import build_playground
 from mnist_dnn.stage import files
 from mnist_dnn.stage.runtime import ArgumentParser, run_stage
 
@@ -42,9 +45,12 @@ def main(args):
         optimizer_curves=outputs.read_optimizer_curves(args.optimizer_curves),
         study=params.optimizer_study,
     ))
-    with files.atomic_outputs(args.output) as (output,):
+    models = {name: load_as(Path(args.models, f"{name}.safetensors"), params.model_spec(name),
+                            params.trained_with(name))[0] for name in loss}
+    with files.atomic_outputs(args.output, args.playground) as (output, playground):
         output.write_text(page)
-    print(f"wrote {args.output}")
+        playground.write_text(build_playground(models))
+    print(f"wrote {args.output} and {args.playground}")
 
 
 if __name__ == "__main__":
@@ -58,5 +64,7 @@ if __name__ == "__main__":
     parser.add_argument("--sweep", required=True, help="the keep_prob sweep's JSON (`make sweep`)")
     parser.add_argument("--optimizers", required=True, help="the compare_optimizers stage's JSON table")
     parser.add_argument("--optimizer-curves", required=True, help="the compare_optimizers stage's per-epoch CSV")
+    parser.add_argument("--models", required=True, help="folder of the train@<variant> stages' models")
     parser.add_argument("--output", required=True, help="HTML page to write")
+    parser.add_argument("--playground", required=True, help="the draw-a-digit HTML page to write")
     run_stage(main, parser.parse_args())

@@ -22,9 +22,12 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import pytest
 from filelock import FileLock
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 from helpers import (
     CUT_VARIANTS,
@@ -250,3 +253,30 @@ def http_folder(tmp_path_factory):
 
         yield serve
 
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's chromium and chromium-driver, which `make test` installs (its `browser` target)."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: run `make browser` (apt-get install chromium chromium-driver)")
+    return CHROMIUM, CHROMEDRIVER
+
+
+@pytest.fixture
+def browser(chromium, tmp_path):
+    """A headless Chromium driven by Selenium, with a fresh profile."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium[0]
+    for arg in [*CHROMIUM_ARGS, f"--user-data-dir={tmp_path / 'profile'}"]:
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(chromium[1]), options=options)
+    yield driver
+    driver.quit()

@@ -6,7 +6,6 @@ import html
 import json
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,11 +13,10 @@ import pytest
 import torch
 from dvclive import Live
 from PIL import Image
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from helpers import REPO, edit_yaml, run_stage
+from mnist_dnn import paths
 from mnist_dnn.lecture import data
 from mnist_dnn.lecture.config import load_params
 from mnist_dnn.lecture.models import ModelSpec
@@ -37,11 +35,6 @@ from mnist_dnn.results.html_report import (
 )
 from mnist_dnn.results.tables import sweep_points, sweep_table
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900",
-]
 N = 40  # test images
 KNOWN = ["variant", "architecture", "init", "bias_init", "dropout", "lecture_accuracy", "reproduced_accuracy",
          "difference_pp"]
@@ -228,7 +221,10 @@ def test_report_references_nothing_outside(inputs):
     page = build_report(inputs)
     links = re.findall(r"""\b(?:src|href|xlink:href|action|poster|srcset)\s*=\s*["']?([^"'\s>]*)""", page)
     assert links, "expected the gallery's images at least"
-    assert all(link.startswith(("data:", "#")) for link in links), {link[:40] for link in links}
+    # the one link out: the playground page, which the report stage writes beside it
+    assert all(link.startswith(("data:", "#")) or link == paths.PLAYGROUND.name for link in links), {
+        link[:40] for link in links}
+    assert "<script" not in page
     assert "url(" not in re.sub(r"url\(#\w+\)", "", page)  # only SVG's own clip paths
     assert "@import" not in page
     without_namespaces = re.sub(r'\bxmlns(:\w+)?="http://www\.w3\.org/[^"]*"', "", page)
@@ -266,9 +262,13 @@ def workspace(tmp_path, inputs, outside_repo):
         inputs.confusion[name].to_csv(tmp_path / f"metrics/confusion/{name}.csv", index=False)
     params = load_params(tmp_path / "params.yaml")
     (tmp_path / "metrics/eval").mkdir()
-    for name in params.variants:  # the test metrics of models trained with these params
+    (tmp_path / "models").mkdir()
+    for name in params.variants:  # the test metrics of models trained with these params, and the models
         metrics = {"accuracy": 0.9, "loss": 0.3, "trained_with": params.trained_with(name)}
         (tmp_path / f"metrics/eval/{name}.json").write_text(json.dumps(metrics))
+        spec = params.model_spec(name)
+        torch.manual_seed(0)
+        spec.save(spec.build(), tmp_path / paths.model_file(name), trained_with=params.trained_with(name))
     labels = torch.from_numpy(ACTUAL.astype(np.uint8))
     (tmp_path / "data/prepared").mkdir(parents=True)
     data.save_split(tmp_path / "data/prepared/test.safetensors", torch.from_numpy(inputs.images), labels)
@@ -284,18 +284,24 @@ def test_stage_writes_the_report(workspace, monkeypatch):
                    "optimizer-curves", "lecture-curve-alpha"]:
         assert f'id="{figure}"' in page
     assert "98.00 ± 0.10%" not in page and "35.00 ± 1.00%" in page  # seed noise from its file
+    playground = (workspace / paths.PLAYGROUND).read_text()
+    assert '<script type="application/json" id="weights">{"alpha":[{"out":10,"in":784,' in playground
+    assert '"beta":[{"out":8,"in":784,' in playground and playground.count("<script") == 2
     assert run_stage(monkeypatch, workspace, "report") == 0
     assert (workspace / "metrics/report.html").read_text() == page  # deterministic to the byte
+    assert (workspace / paths.PLAYGROUND).read_text() == playground
 
 
-@pytest.mark.parametrize("missing, command", [("metrics/sweeps/keep_prob.json", "make sweep"),
-                                              ("metrics/seed_noise.json", "make seed-noise")])
+@pytest.mark.parametrize("missing, says", [("metrics/sweeps/keep_prob.json", "run `make sweep`"),
+                                           ("metrics/seed_noise.json", "run `make seed-noise`"),
+                                           ("models/beta.safetensors", "train it with `dvc repro`")])
 def test_stage_names_a_missing_committed_input_and_the_command_that_writes_it(workspace, monkeypatch, capsys, missing,
-                                                                              command):
+                                                                              says):
     (workspace / missing).unlink()
     assert run_stage(monkeypatch, workspace, "report") == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and missing in err and f"run `{command}`" in err
+    assert err.count("\n") == 1 and missing in err and says in err
+    assert not (workspace / paths.REPORT).exists() and not (workspace / paths.PLAYGROUND).exists()
 
 
 def test_stage_refuses_confusion_data_of_another_test_set(workspace, monkeypatch, capsys):
@@ -323,27 +329,6 @@ def test_stage_names_a_missing_input_and_its_stage(workspace, monkeypatch, capsy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and missing in err and f"`dvc repro {stage}`" in err
     assert not (workspace / "metrics/report.html").exists()
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    """Debian's chromium and chromium-driver, which `make test` installs (its `browser` target)."""
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} not found: run `make browser` (apt-get install chromium chromium-driver)")
-    return CHROMIUM, CHROMEDRIVER
-
-
-@pytest.fixture
-def browser(chromium, tmp_path):
-    """A headless Chromium driven by Selenium, with a fresh profile."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium[0]
-    for arg in [*CHROMIUM_ARGS, f"--user-data-dir={tmp_path / 'profile'}"]:
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(chromium[1]), options=options)
-    yield driver
-    driver.quit()
 
 
 def assert_visible(element, what):

@@ -17,6 +17,7 @@ NUMERICS = Path("metrics/numerics.json")
 SEED_NOISE = Path("metrics/seed_noise.json")
 SWEEP = Path("metrics/sweeps/keep_prob.json")
 REPORT = Path("metrics/report.html")
+PLAYGROUND = Path("metrics/playground.html")
 
 
 def model_file(variant):

@@ -394,6 +394,7 @@ PAGE = """<!DOCTYPE html>
 </head>
 <body>
 <h1>MNIST: the lecture's table, reproduced</h1>
+<p><a href="playground.html">Draw a digit</a> for the trained variants to predict (a page of its own).</p>
 <nav>{% for section in sections %}{% if not loop.first %} · {% endif %}\
 <a href="#{{ section.id }}">{{ section.heading }}</a>{% endfor %}</nav>
 {% for section in sections %}<section id="{{ section.id }}">

@@ -21,17 +21,21 @@ from mnist_dnn.lecture.models import NAME_PATTERN, ModelSpec, load_as
 from mnist_dnn.results import outputs
 from mnist_dnn.stage import provenance
 
-MAX_IMAGE_BYTES = 10 * 2**20
-MAX_PIXELS = 4096 * 4096  # decoded at up to 4 bytes a pixel: 64 MB, and ~0.3 GB at the peak of preprocessing
+MAX_IMAGE_BYTES = 25 * 2**20  # a phone's photo as it saves one
+MAX_PIXELS = 50_000_000  # a 50-megapixel photo; the longer side is cut to WORKING_SIDE as it is read
+WORKING_SIDE = 280  # pixels on the longer side that a larger image is preprocessed at: ten times MNIST's 28
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")  # what Pillow opens a 16-bit greyscale PNG as
 MIN_CONTRAST = 32  # grey levels between ink and paper; less is a blank page, or JPEG noise on one
-SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+SIGNATURES = {rb"\x89PNG\r\n\x1a\n": "PNG", rb"\xff\xd8\xff": "JPEG", rb"GIF8[79]a": "GIF", rb"RIFF....WEBP": "WEBP",
+              rb"BM": "BMP", rb"II\*\x00|MM\x00\*": "TIFF"}  # the first bytes of each format Pillow opens here
+FORMAT_NAMES = "PNG, JPEG, GIF, WebP, BMP or TIFF"
 ART_RAMP = " .:-=+*#%@"
 
 
 def load_image(path, max_bytes=MAX_IMAGE_BYTES, max_pixels=MAX_PIXELS):
-    """A PNG or JPEG file as an 8-bit grayscale PIL image, upright as its EXIF orientation says, checked before
-    decoding; a UserError for anything else."""
+    """An image file (one of FORMAT_NAMES; its first frame) as an 8-bit grayscale PIL image, upright as its EXIF
+    orientation says, at most WORKING_SIDE pixels on its longer side, checked before decoding; a UserError for
+    anything else. A JPEG is decoded at 1/2 to 1/8 of its size where that is still twice WORKING_SIDE."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: not a regular file")
@@ -39,10 +43,10 @@ def load_image(path, max_bytes=MAX_IMAGE_BYTES, max_pixels=MAX_PIXELS):
     if size > max_bytes:
         raise UserError(f"{path}: {size} bytes, over the {max_bytes}-byte limit for an image")
     with open(path, "rb") as f:
-        head = f.read(8)
-    formats = [fmt for signature, fmt in SIGNATURES.items() if head.startswith(signature)]
+        head = f.read(12)
+    formats = [fmt for signature, fmt in SIGNATURES.items() if re.match(signature, head, re.S)]
     if not formats:
-        raise UserError(f"{path}: not a PNG or JPEG file")
+        raise UserError(f"{path}: not a {FORMAT_NAMES} file")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -50,12 +54,25 @@ def load_image(path, max_bytes=MAX_IMAGE_BYTES, max_pixels=MAX_PIXELS):
                 width, height = image.size  # from the header: nothing is decoded yet
                 if width * height > max_pixels:
                     raise UserError(f"{path}: {width}×{height} pixels, over the {max_pixels}-pixel limit for an image")
+                image.draft(None, (2 * WORKING_SIDE, 2 * WORKING_SIDE))  # JPEG's DCT scaling; other formats: none
                 image.load()
-                return to_grayscale(ImageOps.exif_transpose(image))
+                ImageOps.exif_transpose(image, in_place=True)
+                return to_grayscale(shrink(image))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
             raise UserError(f"{path}: refused as a possible decompression bomb ({err})") from None
         except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as err:
             raise UserError(f"{path}: cannot decode the {formats[0]} image ({err})") from None
+
+
+def shrink(image, side=WORKING_SIDE):
+    """``image`` at most ``side`` pixels on its longer side (Pillow's thumbnail: whole-factor box reduction, then
+    Lanczos), in a mode that resamples by value: a palette as RGB(A) or L, 16-bit levels as 32-bit."""
+    if image.mode in ("P", "PA", "1"):
+        image = image.convert("RGBA" if image.has_transparency_data else "L")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    image.thumbnail((side, side), Image.LANCZOS)
+    return image
 
 
 def to_grayscale(image):
