@@ -181,3 +181,11 @@ def test_a_workspace_another_dvc_command_holds_is_one_line(tmp_path):
     finally:
         holder.communicate("\n", timeout=30)
     assert up_to_date(tmp_path, [("hello", set())]) == set()  # hi.txt is missing: the stage is not up to date
+
+
+@pytest.mark.parametrize("target", ["no_such_stage", "../x", "train@nope", "/etc/passwd", "x\ny"])
+def test_a_target_that_names_no_stage_is_refused_in_one_line_before_anything_runs(target, capsys):
+    with pytest.raises(UserError) as refused:
+        repro([target], Options(dry=True), root=REPO)
+    assert "no stage of dvc.yaml has this name" in str(refused.value) and "\n" not in str(refused.value)
+    assert capsys.readouterr().out == ""

@@ -674,3 +674,10 @@ def test_predict_outside_a_project_names_the_file_it_looked_for(tmp_path, capsys
     write_params(tmp_path)
     err = expect_cli_error(capsys, "--variant", "tiny", "--index", "0")
     assert err.startswith(f"error: {TINY}: no such model file")
+
+
+def test_an_image_path_with_a_newline_is_named_on_one_line(tmp_path, capsys, workdir):
+    path = tmp_path / "my\ndigit.png"
+    path.write_text("not an image")
+    err = expect_cli_error(capsys, "--image", str(path))
+    assert "my\\ndigit.png: not a PNG, JPEG" in err

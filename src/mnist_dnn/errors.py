@@ -29,6 +29,12 @@ def one_line(text):
     return " ".join(str(text).split())
 
 
+def printable(text):
+    """``text`` with each character a terminal would act on (a newline, an escape) written as its escape: a path of
+    the user's on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def shorten(text, limit=QUOTE_LIMIT):
     """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
     text = one_line(text)

@@ -18,7 +18,7 @@ import time
 
 from safetensors import SafetensorError
 
-from mnist_dnn.errors import UserError, missing_extra
+from mnist_dnn.errors import UserError, missing_extra, printable
 from mnist_dnn.stage.watchdog import exit_with_parent
 
 BAD_INPUT, ENVIRONMENT, INTERRUPTED = 2, 1, 130
@@ -155,7 +155,7 @@ def run_stage(main, *args):
         sys.exit(ENVIRONMENT)
     except OSError as err:
         reason = err.strerror or err
-        fail(f"{err.filename}: {reason}" if err.filename else reason, ENVIRONMENT)
+        fail(f"{printable(err.filename)}: {reason}" if err.filename else reason, ENVIRONMENT)
     except SafetensorError as err:  # loading turns these into UserErrors: what is left is a failed write
         fail(f"cannot write a safetensors file ({err})", ENVIRONMENT)
     except Exception as err:

@@ -47,7 +47,7 @@ def plan(root, targets):
     the stages left to the last `dvc repro` (all outputs `cache: false`: the run-cache keeps nothing of them)."""
     with contextlib.chdir(root), Repo(".") as repo:  # DVC reads targets relative to the current folder
         graph = repo.index.graph  # an edge runs from a stage to a stage whose outputs it reads
-        chosen = [s for t in targets for s in repo.stage.collect(t, glob=True)] if targets else list(graph)
+        chosen = [s for t in targets for s in matching(repo, t)] if targets else list(graph)
         nodes = set(chosen).union(*(nx.descendants(graph, stage) for stage in chosen))
         position = {stage: i for i, stage in enumerate(repo.index.stages)}  # dvc.yaml's order among ready stages
         order = list(nx.lexicographical_topological_sort(graph.subgraph(nodes).reverse(), key=position.get))
@@ -56,6 +56,18 @@ def plan(root, targets):
         tasks = [(stage.addressing, {up.addressing for up in graph.successors(stage)} - {s.addressing for s in last})
                  for stage in order if stage not in last]
         return tasks, [stage.addressing for stage in order if stage in last]
+
+
+def matching(repo, target):
+    """The stages of ``repo`` that ``target`` names (a name, ``file:name`` or a glob); a UserError if none, as
+    `dvc repro` refuses such a target."""
+    try:
+        stages = repo.stage.collect(target, glob=True)
+    except DvcException as err:
+        raise UserError(f"{shorten(target)}: {shorten(err, 200)}") from None
+    if not stages:
+        raise UserError(f"{shorten(target)}: no stage of dvc.yaml has this name (see `dvc stage list`)")
+    return stages
 
 
 def up_to_date(root, tasks):

@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mnist_dnn import paths
-from mnist_dnn.errors import UserError
+from mnist_dnn.errors import UserError, printable
 from mnist_dnn.lecture import data
 from mnist_dnn.lecture.config import load_params
 from mnist_dnn.lecture.evaluation import predict_logits
@@ -36,32 +36,32 @@ def load_image(path, max_bytes=MAX_IMAGE_BYTES, max_pixels=MAX_PIXELS):
     """An image file (one of FORMAT_NAMES; its first frame) as an 8-bit grayscale PIL image, upright as its EXIF
     orientation says, at most WORKING_SIDE pixels on its longer side, checked before decoding; a UserError for
     anything else. A JPEG is decoded at 1/2 to 1/8 of its size where that is still twice WORKING_SIDE."""
-    path = Path(path)
+    path, name = Path(path), printable(path)
     if not path.is_file():
-        raise UserError(f"{path}: not a regular file")
+        raise UserError(f"{name}: not a regular file")
     size = path.stat().st_size
     if size > max_bytes:
-        raise UserError(f"{path}: {size} bytes, over the {max_bytes}-byte limit for an image")
+        raise UserError(f"{name}: {size} bytes, over the {max_bytes}-byte limit for an image")
     with open(path, "rb") as f:
         head = f.read(12)
     formats = [fmt for signature, fmt in SIGNATURES.items() if re.match(signature, head, re.S)]
     if not formats:
-        raise UserError(f"{path}: not a {FORMAT_NAMES} file")
+        raise UserError(f"{name}: not a {FORMAT_NAMES} file")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(path, formats=formats) as image:
                 width, height = image.size  # from the header: nothing is decoded yet
                 if width * height > max_pixels:
-                    raise UserError(f"{path}: {width}×{height} pixels, over the {max_pixels}-pixel limit for an image")
+                    raise UserError(f"{name}: {width}×{height} pixels, over the {max_pixels}-pixel limit for an image")
                 image.draft(None, (2 * WORKING_SIDE, 2 * WORKING_SIDE))  # JPEG's DCT scaling; other formats: none
                 image.load()
                 ImageOps.exif_transpose(image, in_place=True)
                 return to_grayscale(shrink(image))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-            raise UserError(f"{path}: refused as a possible decompression bomb ({err})") from None
+            raise UserError(f"{name}: refused as a possible decompression bomb ({err})") from None
         except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as err:
-            raise UserError(f"{path}: cannot decode the {formats[0]} image ({err})") from None
+            raise UserError(f"{name}: cannot decode the {formats[0]} image ({err})") from None
 
 
 def shrink(image, side=WORKING_SIDE):
