@@ -1,5 +1,6 @@
 """make verify's comparisons: the tolerance from seed noise, model hashes from dvc.lock, the accuracy check."""
 
+import hashlib
 import json
 import math
 import os
@@ -11,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from helpers import commit, pipeline_env, run
+from helpers import REPO, commit, pipeline_env, run
 from mnist_dnn import paths
 from mnist_dnn.errors import UserError
 from mnist_dnn.stage import numerics
@@ -126,6 +127,7 @@ def test_verify_with_other_numerics_compares_accuracies_within_seed_noise(commit
     here = next(iter(recorded.values()))["cpu_vendor"]
     other = "AuthenticAMD" if here == "GenuineIntel" else "GenuineIntel"
     numerics_path.write_text(json.dumps({name: n | {"cpu_vendor": other} for name, n in recorded.items()}))
+    relock(committed, numerics_path)  # as that run's own dvc.lock records it
     commit(committed, "the committed run, from another vendor's CPU")
     try:
         result = run_verify(committed, MNIST_DNN_NUMERICS="native")  # this CPU's own kernels, as another CPU has them
@@ -144,6 +146,38 @@ def test_verify_with_other_numerics_compares_accuracies_within_seed_noise(commit
     assert status == ""  # the committed results are restored
 
 
+def relock(root, path):
+    """Record the present content of the output ``path`` in the dvc.lock at ``root``, as a run that wrote it would."""
+    lock = root / "dvc.lock"
+    name = str(path.relative_to(root))
+    entry = re.search(rf"- path: {re.escape(name)}\n\s+hash: md5\n\s+md5: (\w+)", lock.read_text())
+    assert entry, name
+    lock.write_text(lock.read_text().replace(entry[1], hashlib.md5(path.read_bytes()).hexdigest()))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("tamper", ["accuracy", "vendor"])
+def test_verify_refuses_a_commit_whose_results_contradict_its_own_dvc_lock_before_retraining(committed, tamper):
+    """Test accuracy raised by 0.2 pp, or the recorded vendor changed, without the dvc.lock that a run would write."""
+    path = committed / (paths.TEST_METRICS if tamper == "accuracy" else paths.NUMERICS)
+    text = path.read_text()
+    if tamper == "accuracy":
+        result = json.loads(text)
+        result["accuracy"] = {name: value + 0.002 for name, value in result["accuracy"].items()}
+        path.write_text(json.dumps(result))
+    else:
+        vendor = json.loads(text)[next(iter(json.loads(text)))]["cpu_vendor"]
+        path.write_text(text.replace(vendor, "GenuineIntel" if vendor == "AuthenticAMD" else "AuthenticAMD"))
+    commit(committed, "results that the lock contradicts")
+    try:
+        result = run_verify(committed)
+    finally:
+        run(["git", "reset", "-q", "--hard", "HEAD~1"], committed)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"error: {path.relative_to(committed)}: not the file that the committed dvc.lock records "
+                             "for it (`dvc status`): the commit's results contradict its own lock (1 outputs)\n")
+
+
 def test_verify_fails_when_a_rerun_with_the_committed_numerics_gives_other_bytes(tmp_path, monkeypatch):
     """A committed run whose numerics are this machine's, and a rerun that computes another test accuracy (as code
     that computes other numbers would): verify fails, after the diff, before any determinism rerun."""
@@ -152,12 +186,15 @@ def test_verify_fails_when_a_rerun_with_the_committed_numerics_gives_other_bytes
     (tmp_path / "dvc.lock").write_text(LOCK)
     (tmp_path / "metrics/numerics.json").write_text(json.dumps({"softmax": here}))
     (tmp_path / "metrics/test.json").write_text(json.dumps({"accuracy": {"softmax": 0.9}}))
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     run(["git", "init", "-q"], tmp_path)
     commit(tmp_path, "the committed run")
     monkeypatch.chdir(tmp_path)
     real_run, reruns = subprocess.run, []
 
     def rerun(cmd, **kwargs):  # `mnist-dnn repro --force`, as code that computes other numbers would leave it
+        if cmd[:2] == ["dvc", "status"]:  # the committed outputs are what the committed lock records
+            return subprocess.CompletedProcess(cmd, 0, stdout="{}")
         if cmd[1:4] != ["-m", "mnist_dnn.cli", "repro"]:
             return real_run(cmd, **kwargs)
         reruns.append(cmd)

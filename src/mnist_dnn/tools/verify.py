@@ -20,7 +20,7 @@ import torch
 from ruamel.yaml import YAML
 
 from mnist_dnn import paths
-from mnist_dnn.errors import UserError
+from mnist_dnn.errors import UserError, one_line
 from mnist_dnn.lecture import data, training
 from mnist_dnn.lecture.config import load_params
 from mnist_dnn.stage import numerics
@@ -124,9 +124,25 @@ def determinism(variant, splits, model_path, threads):
         return again.read_bytes() == Path(model_path).read_bytes()
 
 
+def contradicted_outputs():
+    """The committed outputs here whose content is not what the committed dvc.lock records for them (DVC's own
+    status: "modified"); outputs that are missing (not pulled, not trained yet) are not counted."""
+    result = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
+    if result.returncode:
+        raise UserError(f"dvc status: {one_line(result.stderr)[:300]}")
+    return sorted(path for changes in json.loads(result.stdout or "{}").values() for change in changes
+                  if isinstance(change, dict) for path, state in change.get("changed outs", {}).items()
+                  if state == "modified")
+
+
 def main(args):
     if git("status", "--porcelain", "--", *CHECKED):
         raise UserError(f"{', '.join(CHECKED)}: changed since {COMMITTED}; commit or stash them first (git status)")
+    load_params()  # one line for a params.yaml the stages would refuse, before anything runs
+    contradicted = contradicted_outputs()
+    if contradicted:
+        raise UserError(f"{contradicted[0]}: not the file that the committed dvc.lock records for it (`dvc status`): "
+                        f"the commit's results contradict its own lock ({len(contradicted)} outputs)")
     committed_numerics = committed_json(paths.NUMERICS)
     committed_accuracy = committed_json(paths.TEST_METRICS)["accuracy"]
     committed_lock = git("show", f"{COMMITTED}:dvc.lock")
@@ -141,8 +157,9 @@ def main(args):
         print(f"other numerics: only the test accuracies are compared, so only `{ACCURACY_STAGE}` and the stages "
               "before it run")
     jobs = len(os.sched_getaffinity(0))
-    subprocess.run([sys.executable, "-m", "mnist_dnn.cli", "repro", "--force", "--jobs", str(jobs), *targets],
-                   check=True)
+    rerun = subprocess.run([sys.executable, "-m", "mnist_dnn.cli", "repro", "--force", "--jobs", str(jobs), *targets])
+    if rerun.returncode:
+        raise UserError(f"mnist-dnn repro failed (exit status {rerun.returncode}): its error is above")
 
     computed_numerics = json.loads(paths.NUMERICS.read_text())
     changed = git("diff", "--stat", "--", *CHECKED)
