@@ -2,9 +2,13 @@
 failed stage, and how it hands dvc.lock entries on; no Ray."""
 
 import io
+import os
+import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
+from pathlib import Path
 
 import pytest
 from dvc.repo import Repo
@@ -13,8 +17,10 @@ from ruamel.yaml import YAML
 from helpers import REPO
 from mnist_dnn import paths
 from mnist_dnn.errors import UserError
+from mnist_dnn.tools import parallel
 from mnist_dnn.tools.parallel import (
     Options,
+    check_address,
     error_line,
     lock_entries,
     plan,
@@ -189,3 +195,48 @@ def test_a_target_that_names_no_stage_is_refused_in_one_line_before_anything_run
         repro([target], Options(dry=True), root=REPO)
     assert "no stage of dvc.yaml has this name" in str(refused.value) and "\n" not in str(refused.value)
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("assignment, says", [
+    ("extra_seeds=" + "[" * 1900 + "]" * 1900, ": a value nested too deeply"),
+    ("extra_seeds=" + "[" * 3000 + "]" * 3000, ": 6,012 characters, over the 4,000 allowed"),
+])
+def test_an_override_too_deep_or_too_long_is_one_line(tmp_path, assignment, says):
+    path = tmp_path / "params.yaml"
+    path.write_text("extra_seeds: []\n")
+    with pytest.raises(UserError) as refused:
+        set_params(path, [assignment])
+    assert str(refused.value).endswith(says) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("address", ["not an address", "127.0.0.1:99999", "ray://", "http://127.0.0.1:6379", "x:1\n"])
+def test_a_malformed_ray_address_is_one_line(address):
+    with pytest.raises(UserError, match=r"^--address .*: not a Ray address \(host:port, ray://host:port or auto\)$"):
+        check_address(address, "--address")
+
+
+def test_a_ray_address_where_nothing_answers_is_given_up_in_one_line():
+    with socket.socket() as closed:  # a port of this machine that was free a moment ago, and is closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(UserError, match=rf"^RAY_ADDRESS= ray://127.0.0.1:{port}: no Ray cluster answers there \("):
+        check_address(f"ray://127.0.0.1:{port}", "RAY_ADDRESS=")
+
+
+def test_a_later_run_removes_what_a_killed_run_left_and_ends_its_processes(tmp_path, monkeypatch):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a pid whose process has ended
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    copies, sessions = tmp_path / parallel.COPIES, tmp_path / "tmp" / parallel.SESSIONS
+    left = [copies / f"{dead}-0a1b2c3d" / "copy", Path(f"{sessions}{dead}-x")]
+    alive = [copies / f"{os.getpid()}-plan.x", Path(f"{sessions}{os.getpid()}-y")]
+    for folder in left + alive:
+        folder.mkdir(parents=True)
+    agent = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(60)", f"--session-dir={left[1]}"])
+    try:
+        parallel.remove_leftovers(tmp_path)
+        assert agent.wait(timeout=10) != 0  # killed: it worked in the dead run's session folder
+    finally:
+        agent.kill()
+    assert not left[0].parent.exists() and not left[1].exists() and all(folder.exists() for folder in alive)

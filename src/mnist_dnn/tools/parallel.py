@@ -30,7 +30,7 @@ from dvc.repo import Repo
 from ruamel.yaml import YAML
 
 from mnist_dnn import paths
-from mnist_dnn.errors import UserError, one_line, shorten
+from mnist_dnn.errors import UserError, one_line, quote, shorten
 from mnist_dnn.lecture.config import load_params, parse_params
 from mnist_dnn.stage.files import atomic_outputs
 from mnist_dnn.stage.runtime import Interrupted
@@ -39,6 +39,10 @@ from mnist_dnn.tools.dvc_internals import Config
 from mnist_dnn.tools.progress import EPOCH_LINE, StageProgress
 
 COPIES = Path(".dvc/tmp/repro")  # the copies of a run on this machine, under the workspace (ignored by git and DVC)
+MAX_OVERRIDE = 4000  # characters of one -S assignment: a list of seeds fits, a value nested past Python's stack not
+SESSIONS = "mnist-dnn-ray-"  # Ray's session folders of embedded runs, in the system's temp folder
+# Each run's copies and Ray session folder are named "<owner pid>-…", so that a later run removes what a killed one
+# left, and ends the Ray processes still working in its session folder.
 LOGS = Path(".dvc/tmp/repro-logs")  # each stage's output in the last run that ran it, failed ones included
 
 
@@ -88,7 +92,7 @@ def up_to_date(root, tasks):
 def plan_copy(root, files, targets):
     """:func:`plan` for the workspace as the snapshot ``files`` has it (params set), in a copy under ``root``."""
     (root / COPIES).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="plan.", dir=root / COPIES) as copy:
+    with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-plan.", dir=root / COPIES) as copy:
         unpack(files, copy)
         configure_copy(copy, None, {})
         return plan(Path(copy), targets)
@@ -123,6 +127,9 @@ def set_params(path, assignments):
     from dvc.utils.cli_parse import to_path_overrides
     from dvc.utils.hydra import apply_overrides
 
+    long = [a for a in assignments if len(a) > MAX_OVERRIDE]
+    if long:
+        raise UserError(f"-S {shorten(long[0])}: {len(long[0]):,} characters, over the {MAX_OVERRIDE:,} allowed")
     overrides = to_path_overrides(assignments)
     other = sorted(set(overrides) - {path.name})
     if other:
@@ -132,8 +139,8 @@ def set_params(path, assignments):
         shutil.copyfile(path, edited)
         try:
             apply_overrides(edited, overrides.get(path.name, []))
-        except DvcException as err:
-            why = err.__cause__ or err
+        except (DvcException, RecursionError) as err:
+            why = err.__cause__ or (err if isinstance(err, DvcException) else "a value nested too deeply")
             raise UserError(f"-S {shorten(' -S '.join(assignments))}: {shorten(why, 240)}") from None
         return edited.read_bytes()
 
@@ -205,16 +212,16 @@ def stage_task(name, files, entries, run, lines):
     local = not run.via_remote and socket.gethostname() == run.host and Path(run.root).is_dir()
     start = time.monotonic()
     parent = Path(run.root, COPIES, run.run_id) if local else None
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
-    copy = tempfile.mkdtemp(prefix=f"{node[:8]}-{file_name(name)}.", dir=parent)
-    output = ""
+    copy, output = None, ""
 
     def forward(line):
         if EPOCH_LINE.match(line):
             lines.put((name, line))
 
     try:
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True)
+        copy = tempfile.mkdtemp(prefix=f"{node[:8]}-{file_name(name)}.", dir=parent)
         unpack(files, copy)
         update_lock(Path(copy, "dvc.lock"), entries)
         configure_copy(copy, Path(run.root, ".dvc/cache") if local else None, run.remotes)
@@ -233,8 +240,13 @@ def stage_task(name, files, entries, run, lines):
     except subprocess.CalledProcessError as failed:
         return {"stage": name, "node": node, "seconds": time.monotonic() - start, "ran": True,
                 "error": error_line(failed.output, failed.returncode), "output": output + failed.output, "lock": None}
+    except OSError as err:  # a full disk, a read-only workspace: the copy cannot be made
+        why = f"cannot make its copy of the workspace in {parent or tempfile.gettempdir()}: {err.strerror or err}"
+        return {"stage": name, "node": node, "seconds": time.monotonic() - start, "ran": False, "error": why,
+                "output": output, "lock": None}
     finally:
-        shutil.rmtree(copy, ignore_errors=True)
+        if copy is not None:
+            shutil.rmtree(copy, ignore_errors=True)
 
 
 def file_name(stage):
@@ -276,25 +288,69 @@ def error_line(output, status):
     return one_line(re.sub(r"^(error|ERROR): ", "", line))[:300]
 
 
+def remove_leftovers(root):
+    """Remove the copies under ``root`` and the Ray session folders that runs killed before their end left (their
+    owner's pid is gone), ending any process still working in such a session folder."""
+    import psutil
+
+    gone = {}
+    for folder in [*(root / COPIES).glob("*"), *Path(tempfile.gettempdir()).glob(f"{SESSIONS}*")]:
+        owner = folder.name.removeprefix(SESSIONS).split("-")[0]
+        if owner.isdigit() and not psutil.pid_exists(int(owner)):
+            gone[str(folder)] = folder
+    if not gone:
+        return
+    for process in psutil.process_iter(["cmdline"]):
+        if any(folder in arg for arg in process.info["cmdline"] or () for folder in gone):
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+    for folder in gone.values():
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"removed what {len(gone)} killed runs left: {', '.join(sorted(p.name for p in gone.values()))}")
+
+
 def remote_config(root):
     """The DVC remotes of the workspace at ``root``, as its merged config has them (local paths made absolute)."""
     with Repo(str(root)) as repo:
         return {name: dict(settings) for name, settings in repo.config["remote"].items()}
 
 
-def start_ray(address, jobs):
+RAY_ADDRESS = re.compile(r"(?:ray://)?(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})")
+CONNECT_SECONDS = 5  # for a Ray cluster's address to answer before it is given up
+
+
+def check_address(address, given_as):
+    """A UserError unless ``address`` (``host:port``, ``ray://host:port`` or ``auto``) is one where something
+    answers within CONNECT_SECONDS: Ray itself retries an address that does not for minutes."""
+    if address == "auto":
+        return
+    found = RAY_ADDRESS.fullmatch(address)
+    if not found or not 0 < int(found["port"]) < 2**16:
+        raise UserError(f"{given_as} {quote(address)}: not a Ray address (host:port, ray://host:port or auto)")
+    try:
+        socket.create_connection((found["host"].strip("[]"), int(found["port"])), timeout=CONNECT_SECONDS).close()
+    except OSError as err:
+        raise UserError(f"{given_as} {address}: no Ray cluster answers there ({err.strerror or err})") from None
+
+
+def start_ray(address, jobs, session_dir):
     """Join the Ray cluster at ``address`` (or $RAY_ADDRESS); with neither, start Ray in this process, sized to the
-    machine, with no dashboard and no usage stats: a Ray of its own ("local"), never another one that runs here."""
+    machine, with no dashboard and no usage stats, its session files in ``session_dir``: a Ray of its own ("local"),
+    never another one that runs here. Ray's own stack dump on SIGTERM is off: the stage runtime's one line says it."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+    given_as = "--address" if address else "RAY_ADDRESS="
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        check_address(address, given_as)
     import ray
 
-    address = address or os.environ.get("RAY_ADDRESS")
     options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     if address:
         ray.init(address=address, **options)
     else:
         ray.init(address="local", num_cpus=max(jobs, len(os.sched_getaffinity(0))), _node_ip_address="127.0.0.1",
-                 object_store_memory=128 * 2**20, **options)
+                 object_store_memory=128 * 2**20, _temp_dir=str(session_dir), **options)
     return ray
 
 
@@ -317,6 +373,8 @@ def repro(targets=(), options=Options(), params=(), root=Path(".")):
     if jobs < 1:
         raise UserError(f"--jobs {jobs}: give 1 or more")
     root = Path(root).resolve()
+    if not options.dry:
+        remove_leftovers(root)
     checked = load_params(root / "params.yaml")  # one line, before any stage runs, for params the stages would refuse
     edited = set_params(root / "params.yaml", params) if params else None
     if edited is not None:
@@ -334,14 +392,18 @@ def repro(targets=(), options=Options(), params=(), root=Path(".")):
         print(f"then {then}: {', '.join(last) or 'nothing to run'}, the rest restored from the run-cache")
         return
     if tasks:
-        ray = start_ray(options.address, jobs)
-        run = Run(remote_config(root), str(root), socket.gethostname(), secrets.token_hex(4), jobs, via_remote, force)
-        entries = {}
+        run_id = f"{os.getpid()}-{secrets.token_hex(4)}"
+        run = Run(remote_config(root), str(root), socket.gethostname(), run_id, jobs, via_remote, force)
+        session_dir = Path(tempfile.mkdtemp(prefix=f"{SESSIONS}{os.getpid()}-"))  # in /tmp: short socket paths
+        ray, entries = None, {}
         try:
+            ray = start_ray(options.address, jobs, session_dir)
             with StageProgress(len(tasks), checked.train.epochs) as display:
                 run_tasks(ray, (tasks, files), run, entries, display)
         finally:
-            shutdown(ray)
+            if ray is not None:
+                shutdown(ray)
+            shutil.rmtree(session_dir, ignore_errors=True)
             shutil.rmtree(root / COPIES / run.run_id, ignore_errors=True)
             if not params:
                 update_lock(root / "dvc.lock", entries)  # the stages done, as `dvc repro` keeps them after a failure
