@@ -2,6 +2,7 @@
 at load, `mnist-dnn verify-cache` names it, and `mnist-dnn push-run-cache` stops before it reaches a remote. The partial
 file that a failed transfer leaves in the cache is skipped, and named; a file DVC would not have named so is not."""
 
+import os
 import resource
 import shutil
 import signal
@@ -213,3 +214,19 @@ def test_a_file_named_otherwise_than_dvc_names_its_partial_files_is_reported(fai
     assert (verified.returncode, verified.stdout) == (2, "")
     assert verified.stderr == (f"error: 1 of 2 objects in the DVC cache do not match the md5 they are named by "
                                f"({planted.relative_to(repo)}): delete them, then `dvc pull` or `dvc repro`\n")
+
+
+@pytest.mark.parametrize("odd", ["fifo", "link to /dev/zero"])
+def test_a_cache_object_that_is_a_fifo_or_a_link_is_reported_corrupt_unread(repo, odd):
+    obj = cache_object(repo)
+    obj.chmod(0o644)
+    obj.unlink()
+    if odd == "fifo":
+        os.mkfifo(obj)
+    else:
+        obj.symlink_to("/dev/zero")
+    result = subprocess.run([sys.executable, "-m", "mnist_dnn.cli", "verify-cache"], cwd=repo, env=pipeline_env(),
+                            capture_output=True, text=True, timeout=120)  # reading it would never end
+    assert result.returncode == 2
+    assert result.stderr == (f"error: 1 of 1 objects in the DVC cache do not match the md5 they are named by "
+                             f"({obj.relative_to(repo)}): delete them, then `dvc pull` or `dvc repro`\n")

@@ -7,6 +7,7 @@ run cut to two variants (conftest's cut_project), a local folder as the remote a
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -249,3 +250,22 @@ def test_a_model_of_other_params_that_plain_dvc_repro_pull_serves_is_refused_whe
     assert "Traceback" not in evaluate.stdout + evaluate.stderr
     predict = mnist_dnn(b, "predict", "--variant", "nn_xavier", "--index", "0")
     assert predict.returncode == 2 and expected in predict.stderr and len(predict.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("odd", ["fifo", "link out of the remote"])
+def test_an_entry_that_is_a_fifo_or_a_link_out_of_the_remote_is_refused_unread_and_unquoted(origin, remote, tmp_path,
+                                                                                           odd):
+    path, _ = entry_of(remote, "stages/train.py nn_xavier")
+    path.unlink()
+    secret = tmp_path / "account.txt"
+    secret.write_text("root:x:0:0:a line that must never be echoed\n")
+    if odd == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(secret)
+    b = clone(origin, tmp_path, remote)
+    pulled = mnist_dnn(b, "pull-run-cache")  # reading the FIFO would never end
+    assert pulled.returncode == 2 and pulled.stderr.count("\n") == 1
+    assert pulled.stderr.endswith(f"{path}: not a regular file, in the remote's run-cache: remove it (nothing was "
+                                  "pulled)\n")
+    assert "never be echoed" not in pulled.stdout + pulled.stderr and local_entries(b) == set()

@@ -95,6 +95,12 @@ def fetch_entries(repo, remote, folder):
     yield from repo.stage_cache.transfer(odb, SimpleNamespace(fs=LocalFileSystem(), path=str(folder)))
 
 
+def local_remote_folder(repo, remote):
+    """The folder of ``remote`` (the default one if None) where it is on this machine's file system; else None."""
+    odb = repo.cloud.get_remote_odb(remote, "pull-run-cache", hash_name="md5-dos2unix")
+    return Path(odb.path) if isinstance(odb.fs, LocalFileSystem) else None
+
+
 def object_md5(repo, path):
     """The md5 of the local cache's object at ``path``, as DVC hashes it."""
     odb = repo.cache.local

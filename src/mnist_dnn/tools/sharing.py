@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from dvc.exceptions import DvcException
 from dvc.repo import Repo
 
 from mnist_dnn import paths
-from mnist_dnn.errors import UserError, one_line
+from mnist_dnn.errors import UserError, one_line, printable
 from mnist_dnn.lecture.model_file import read_record
 from mnist_dnn.stage import provenance
 from mnist_dnn.stage.yaml_file import read_yaml
@@ -66,8 +67,24 @@ def corrupt_objects(repo):
     oids = list(odb.all())
     partial = sorted(odb.oid_to_path(oid) for oid in oids if PARTIAL.fullmatch(oid))
     paths = {oid: odb.oid_to_path(oid) for oid in oids if not PARTIAL.fullmatch(oid)}
-    corrupt = [path for oid, path in paths.items() if dvc_internals.object_md5(repo, path) != oid.removesuffix(".dir")]
+    corrupt = [path for oid, path in paths.items()  # a FIFO or a link (to /dev/zero) is never read: it is corrupt
+               if irregular(path) or dvc_internals.object_md5(repo, path) != oid.removesuffix(".dir")]
     return corrupt, len(paths), partial
+
+
+def irregular(path):
+    """Whether ``path`` is anything but a regular file (a link, a FIFO, a device), judged without following it."""
+    return not stat.S_ISREG(os.lstat(path).st_mode)
+
+
+def first_irregular(folder):
+    """The first entry under ``folder`` (not following links) that is neither a folder nor a regular file; None."""
+    for parent, folders, files in os.walk(folder):
+        for name in folders + files:
+            path = Path(parent, name)
+            if path.is_symlink() or not (path.is_dir() or path.is_file()):
+                return path
+    return None
 
 
 def check_cache(repo):
@@ -122,13 +139,16 @@ MAX_ENTRY_BYTES = 2**16  # an entry lists one stage's deps, params and outs: ~3 
 
 
 def read_entry(path):
-    """The run-cache entry at ``path`` as DVC's lock schema reads it; a UserError if it is not one."""
+    """The run-cache entry at ``path`` as DVC's lock schema reads it; a UserError if it is not one, which never quotes
+    the file (an entry may be a copy of any file the remote's writer pointed it at)."""
+    if irregular(path):
+        raise UserError("not a regular file")
     if path.stat().st_size > MAX_ENTRY_BYTES:
         raise UserError(f"{path.stat().st_size:,} bytes, larger than an entry of this project can be")
     try:
         return dvc_internals.LOCK_ENTRY_SCHEMA(read_yaml(path.read_text(encoding="utf-8"), "its YAML"))
-    except (UnicodeDecodeError, Invalid) as err:
-        raise UserError(f"not a run-cache entry ({one_line(err)[:160]})") from None
+    except (UnicodeDecodeError, Invalid, UserError) as err:
+        raise UserError(f"not a run-cache entry (a {type(err).__name__} reading it as DVC's lock schema)") from None
 
 
 def declared(stage):
@@ -299,6 +319,11 @@ def pull_run_cache(remote=None):
     with dvc_repo("mnist-dnn pull-run-cache") as repo:
         stages = stages_by_command(repo)
         kept, refused, fetched = 0, 0, 0
+        folder = dvc_internals.local_remote_folder(repo, remote)
+        odd = folder and first_irregular(folder / "runs")
+        if odd:  # DVC would read a FIFO for ever, or follow a link out of the remote
+            raise UserError(f"{printable(odd)}: not a regular file, in the remote's run-cache: remove it (nothing was "
+                            "pulled)")
         with tempfile.TemporaryDirectory(prefix="pull-run-cache.", dir=repo.tmp_dir) as tmp:
             for key, value in dvc_internals.fetch_entries(repo, remote, tmp):
                 objects, why = take_entry(repo, Path(tmp, "runs", key[:2], key, value), key, value, stages, remote)
