@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -238,10 +239,11 @@ def test_a_failing_stage_stops_the_run_in_one_line_and_a_rerun_resumes(trained_p
     assert lock_entries(root, stages) == lock_entries(trained_project[0], stages)
 
 
-@pytest.mark.parametrize("ray_at", ["embedded", pytest.param("cluster", marks=ON_THE_CLUSTER)])
-def test_ctrl_c_stops_every_task_and_leaves_the_workspace_as_it_was(prepared_clone, tmp_path, request, ray_at):
-    """Embedded, Ctrl-C reaches the tasks too; on the cluster only `mnist-dnn repro` gets it, and Ray stops the
-    tasks of its job when it leaves."""
+@pytest.mark.parametrize("ray_at, stop", [("embedded", signal.SIGINT), ("embedded", signal.SIGTERM),
+                                           pytest.param("cluster", signal.SIGINT, marks=ON_THE_CLUSTER)])
+def test_ctrl_c_stops_every_task_and_leaves_the_workspace_as_it_was(prepared_clone, tmp_path, request, ray_at, stop):
+    """Embedded, Ctrl-C (or SIGTERM) reaches the tasks too; on the cluster only `mnist-dnn repro` gets it, and Ray
+    stops the tasks of its job when it leaves. Nothing is left: no copy, no Ray session folder."""
     address = ["--address", request.getfixturevalue("cluster")[0].address] if ray_at == "cluster" else []
     root = fresh(prepared_clone, tmp_path)
     before = {str(p.relative_to(root)) for p in root.rglob("*") if ".git" not in p.parts}
@@ -252,13 +254,15 @@ def test_ctrl_c_stops_every_task_and_leaves_the_workspace_as_it_was(prepared_clo
         while not list(root.glob(".dvc/tmp/repro/*/*-train*")):
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()
             time.sleep(0.1)
-        os.killpg(process.pid, signal.SIGINT)
+        os.killpg(process.pid, stop)
         _, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-    assert (process.returncode, err) == (130, "error: interrupted\n")
+    said = "interrupted" if stop == signal.SIGINT else "terminated (SIGTERM)"
+    assert (process.returncode, err) == (128 + stop, f"error: {said}\n")
+    assert not list(Path(tempfile.gettempdir()).glob(f"{parallel.SESSIONS}{process.pid}-*"))
     after = {str(p.relative_to(root)) for p in root.rglob("*") if ".git" not in p.parts}
     assert {p for p in after - before if not p.startswith(".dvc/")} == set()  # the stages wrote only in copies
     assert not list(root.glob(".dvc/tmp/repro/*/*"))
@@ -266,6 +270,16 @@ def test_ctrl_c_stops_every_task_and_leaves_the_workspace_as_it_was(prepared_clo
     while in_copies(root) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert in_copies(root) == []  # no stage left running in a copy
+
+
+def test_a_copy_that_cannot_be_made_is_the_stages_error_in_one_line(prepared_clone, tmp_path):
+    root = fresh(prepared_clone, tmp_path)
+    (root / parallel.COPIES).parent.mkdir(parents=True, exist_ok=True)
+    (root / parallel.COPIES).write_text("a file where the copies go, as a full or read-only disk refuses them")
+    failed = repro(root, "--jobs", "2", "--force", "download")
+    assert failed.returncode == 2
+    assert re.fullmatch(r"error: download: cannot make its copy of the workspace in \S+: Not a directory\n",
+                        failed.stderr), failed.stderr
 
 
 def in_copies(root):
