@@ -53,3 +53,16 @@ def test_without_dvc_s3_an_s3_remote_is_one_line_naming_the_extra(tmp_path, comm
     assert result.returncode == 1
     assert result.stderr == ("error: the s3 extra is not installed: pip install 'mnist-dnn[s3]' (in a clone, "
                              "`make install` installs every extra)\n")
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["repro", "--jobs", "abc"], "error: mnist-dnn repro: argument --jobs/-j: invalid int value: 'abc' (see --help)\n"),
+    (["predict", "--index", "abc"],
+     "error: mnist-dnn predict: argument --index: invalid int value: 'abc' (see --help)\n"),
+    (["nope"], "error: mnist-dnn: argument command: invalid choice: 'nope'"),
+])
+def test_a_usage_error_is_one_line(capsys, argv, says):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.startswith(says) and err.count("\n") == 1

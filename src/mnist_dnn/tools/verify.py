@@ -125,14 +125,15 @@ def determinism(variant, splits, model_path, threads):
 
 
 def contradicted_outputs():
-    """The committed outputs here whose content is not what the committed dvc.lock records for them (DVC's own
-    status: "modified"); outputs that are missing (not pulled, not trained yet) are not counted."""
+    """The outputs committed to git (`cache: false`) whose content is not what the committed dvc.lock records for
+    them (DVC's own status: "modified"). DVC-cached outputs are the workspace's, not the commit's: not counted."""
     result = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
     if result.returncode:
         raise UserError(f"dvc status: {one_line(result.stderr)[:300]}")
-    return sorted(path for changes in json.loads(result.stdout or "{}").values() for change in changes
-                  if isinstance(change, dict) for path, state in change.get("changed outs", {}).items()
-                  if state == "modified")
+    modified = {path for changes in json.loads(result.stdout or "{}").values() for change in changes
+                if isinstance(change, dict) for path, state in change.get("changed outs", {}).items()
+                if state == "modified"}
+    return sorted(path for path in modified if git("ls-files", "--", path).strip())
 
 
 def main(args):
