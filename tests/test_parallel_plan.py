@@ -141,13 +141,15 @@ def test_set_params_takes_every_form_dvc_exp_run_s_takes(tmp_path, assignments, 
     ("train.epochs", "-S train.epochs: Error parsing override 'train.epochs'"),
     ("extra_seeds=[1, 2", "-S extra_seeds=[1, 2: no viable alternative at input '[1, 2'"),
     ("other.yaml:x=1", "-S other.yaml:…: only params.yaml can be set here"),
+    ("extra_seeds=" + "[" * 1900 + "]" * 1900, "…: a value nested too deeply"),
+    ("extra_seeds=" + "[" * 3000 + "]" * 3000, "…: 6,012 characters, over the 4,000 allowed"),
 ])
 def test_set_params_refuses_a_key_params_yaml_lacks_or_a_value_that_is_not_yaml(tmp_path, assignment, says):
     path = tmp_path / "params.yaml"
     path.write_text("train:\n  epochs: 15\nextra_seeds: []\n")
     with pytest.raises(UserError) as refused:
         set_params(path, [assignment])
-    assert str(refused.value).startswith(says) and "\n" not in str(refused.value)
+    assert says in str(refused.value) and "\n" not in str(refused.value)
 
 
 @pytest.mark.parametrize("assignment, says", [
@@ -195,18 +197,6 @@ def test_a_target_that_names_no_stage_is_refused_in_one_line_before_anything_run
         repro([target], Options(dry=True), root=REPO)
     assert "no stage of dvc.yaml has this name" in str(refused.value) and "\n" not in str(refused.value)
     assert capsys.readouterr().out == ""
-
-
-@pytest.mark.parametrize("assignment, says", [
-    ("extra_seeds=" + "[" * 1900 + "]" * 1900, ": a value nested too deeply"),
-    ("extra_seeds=" + "[" * 3000 + "]" * 3000, ": 6,012 characters, over the 4,000 allowed"),
-])
-def test_an_override_too_deep_or_too_long_is_one_line(tmp_path, assignment, says):
-    path = tmp_path / "params.yaml"
-    path.write_text("extra_seeds: []\n")
-    with pytest.raises(UserError) as refused:
-        set_params(path, [assignment])
-    assert str(refused.value).endswith(says) and "\n" not in str(refused.value)
 
 
 @pytest.mark.parametrize("address", ["not an address", "127.0.0.1:99999", "ray://", "http://127.0.0.1:6379", "x:1\n"])
