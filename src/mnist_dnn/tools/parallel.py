@@ -346,11 +346,13 @@ def start_ray(address, jobs, session_dir):
     import ray
 
     options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    ours = signal.getsignal(signal.SIGTERM)  # ray.init puts its own in place, which exits without a word
     if address:
         ray.init(address=address, **options)
     else:
         ray.init(address="local", num_cpus=max(jobs, len(os.sched_getaffinity(0))), _node_ip_address="127.0.0.1",
                  object_store_memory=128 * 2**20, _temp_dir=str(session_dir), **options)
+    signal.signal(signal.SIGTERM, ours)
     return ray
 
 
@@ -451,7 +453,8 @@ def run_tasks(ray, work, run, entries, display):
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(result["output"])
         if result["error"]:
-            raise UserError(f"{name}: {result['error']} (its whole output: {os.path.relpath(log)})")
+            whole = f" (its whole output: {os.path.relpath(log)})" if result["output"] else ""
+            raise UserError(f"{name}: {result['error']}{whole}")
         done.add(name)
         entries[name] = result["lock"]
         what = "ran" if result["ran"] else "cached"
