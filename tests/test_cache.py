@@ -42,8 +42,9 @@ def mnist_dnn(capsys, monkeypatch):
 
 
 def test_the_commands_that_read_only_records_import_no_torch(tmp_path):
-    """torch takes 2 s to import: `mnist-dnn` repro, pull-run-cache, push-run-cache and verify-cache, which read at
-    most a model file's record, never import it."""
+    """torch takes 2 s to import: pull-run-cache, push-run-cache and verify-cache, which read at most a model file's
+    record, never import it; nor does importing the module of `mnist-dnn repro` (which imports it to judge params.yaml
+    with the params model, as the stages do)."""
     SPEC.save(SPEC.build(), tmp_path / "m.safetensors")
     code = ("import sys; from mnist_dnn import cli; from mnist_dnn.tools import parallel, sharing; "
             "record = sharing.read_record(sys.argv[1]); "

@@ -31,7 +31,6 @@ from ruamel.yaml import YAML
 
 from mnist_dnn import paths
 from mnist_dnn.errors import UserError, one_line, quote, shorten
-from mnist_dnn.lecture.config import load_params, parse_params
 from mnist_dnn.stage.files import atomic_outputs
 from mnist_dnn.stage.runtime import Interrupted
 from mnist_dnn.stage.watchdog import PR_SET_PDEATHSIG
@@ -374,6 +373,8 @@ def repro(targets=(), options=Options(), params=(), root=Path(".")):
     jobs, force, via_remote = options.jobs, options.force, options.via_remote
     if jobs < 1:
         raise UserError(f"--jobs {jobs}: give 1 or more")
+    from mnist_dnn.lecture.config import load_params, parse_params  # imports torch (2 s): only once a run starts
+
     root = Path(root).resolve()
     if not options.dry:
         remove_leftovers(root)
