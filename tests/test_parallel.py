@@ -4,6 +4,7 @@ dvc.lock and metrics/ embedded, and the same stages upstream of two evaluations 
 another CPU; a second run that trains nothing; -S, whose runs `dvc exp run -S` restores.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from ruamel.yaml import YAML
 
@@ -270,6 +272,44 @@ def test_ctrl_c_stops_every_task_and_leaves_the_workspace_as_it_was(prepared_clo
     while in_copies(root) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert in_copies(root) == []  # no stage left running in a copy
+
+
+def test_a_killed_driver_leaves_no_process_nor_copy_and_the_next_run_gives_the_same_bytes(trained_project,
+                                                                                          prepared_clone, tmp_path):
+    """SIGKILL to `mnist-dnn repro` alone, mid-training: its watchdog ends Ray's processes and the stages, and removes
+    the copies and Ray's session folder; the next run gives the bytes of the serial `dvc repro`."""
+    root = fresh(prepared_clone, tmp_path)
+    process = subprocess.Popen(["mnist-dnn", "repro", "--jobs", "2", *TWO], cwd=root, env=pipeline_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not list(root.glob(".dvc/tmp/repro/*/*-train*")):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        process.kill()
+        process.wait()
+        session = f"{parallel.SESSIONS}{process.pid}-"
+        deadline = time.monotonic() + 60
+        while (left_behind(root, session) or list(root.glob(".dvc/tmp/repro/*"))) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert left_behind(root, session) == [] and list(root.glob(".dvc/tmp/repro/*")) == []
+        assert not list(Path(tempfile.gettempdir()).glob(f"{session}*"))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    resumed = repro(root, "--jobs", "2", *TWO)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_results(root, trained_project[0], upstream_of_two())
+
+
+def left_behind(root, session):
+    """The processes still working for a run: in its copies, or Ray's in its session folder."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        args, cwd = proc.info["cmdline"] or (), proc.info["cwd"] or ""
+        if cwd.startswith(str(root / ".dvc/tmp/repro")) or any(session in arg for arg in args):
+            found.append(proc.pid)
+    return found
 
 
 def test_a_copy_that_cannot_be_made_is_the_stages_error_in_one_line(prepared_clone, tmp_path):

@@ -226,7 +226,7 @@ def test_a_later_run_removes_what_a_killed_run_left_and_ends_its_processes(tmp_p
     agent = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(60)", f"--session-dir={left[1]}"])
     try:
         parallel.remove_leftovers(tmp_path)
-        assert agent.wait(timeout=10) != 0  # killed: it worked in the dead run's session folder
+        agent.wait(timeout=10)  # ended long before its 60 s (killed, and reaped): it worked in the dead run's folder
     finally:
         agent.kill()
     assert not left[0].parent.exists() and not left[1].exists() and all(folder.exists() for folder in alive)

@@ -5,6 +5,7 @@ MNIST comes from $MNIST_MIRROR when it is set (CI sets it to ../shared/mnist), e
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -191,12 +192,14 @@ SIXTH = "dnn_wide"  # a variant the lecture lacks: no lecture numbers, no dropou
 
 
 def add_sixth_variant(root):
-    """The three edits that add a variant (docs/layout.md): its params.yaml entry, its foreach line and its artifact."""
+    """The edits that add a variant (docs/layout.md): its params.yaml entry, its foreach line, its lines in the
+    five-variant plots and its artifact."""
     edit_yaml(root / "params.yaml", {f"variants.{SIXTH}": {"hidden": [1024], "init": "xavier_uniform",
                                                            "bias_init": "pytorch"}})
     dvc_yaml = root / "dvc.yaml"
     dropout_line = f"      {DROPOUT_VARIANT}: {{reads: keep_prob}}\n"
     text = dvc_yaml.read_text().replace(dropout_line, f"{dropout_line}      {SIXTH}: {{reads: train}}\n")
+    text = re.sub(rf"^( +\$\{{train_logs\}}/){DROPOUT_VARIANT}(/.*)$", rf"\g<0>\n\g<1>{SIXTH}\g<2>", text, flags=re.M)
     dvc_yaml.write_text(text + f"""  {SIXTH}:
     path: {paths.model_file(SIXTH)}
     type: model
@@ -205,7 +208,7 @@ def add_sixth_variant(root):
 """)
 
 
-def test_a_sixth_variant_added_in_three_places_trains_and_joins_the_table_and_the_checks(trained_project,
+def test_a_sixth_variant_added_in_four_places_trains_and_joins_the_table_and_the_checks(trained_project,
                                                                                          tmp_path_factory):
     trained, _ = trained_project
     root = tmp_path_factory.mktemp("sixth") / "mnist-dnn"

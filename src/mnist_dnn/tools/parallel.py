@@ -39,7 +39,8 @@ from mnist_dnn.tools.progress import EPOCH_LINE, StageProgress
 
 COPIES = Path(".dvc/tmp/repro")  # the copies of a run on this machine, under the workspace (ignored by git and DVC)
 MAX_OVERRIDE = 4000  # characters of one -S assignment: a list of seeds fits, a value nested past Python's stack not
-SESSIONS = "mnist-dnn-ray-"  # Ray's session folders of embedded runs, in the system's temp folder
+SESSIONS = "mnist-dnn-ray-"
+KILL_ROUNDS = 10  # Ray's session folders of embedded runs, in the system's temp folder
 # Each run's copies and Ray session folder are named "<owner pid>-…", so that a later run removes what a killed one
 # left, and ends the Ray processes still working in its session folder.
 LOGS = Path(".dvc/tmp/repro-logs")  # each stage's output in the last run that ran it, failed ones included
@@ -287,25 +288,61 @@ def error_line(output, status):
     return one_line(re.sub(r"^(error|ERROR): ", "", line))[:300]
 
 
-def remove_leftovers(root):
-    """Remove the copies under ``root`` and the Ray session folders that runs killed before their end left (their
-    owner's pid is gone), ending any process still working in such a session folder."""
+def end_and_remove(folders):
+    """End every other process working in one of ``folders`` (named on its command line, or in it), then remove
+    them."""
     import psutil
 
-    gone = {}
+    names = [str(folder) for folder in folders]
+    for _ in range(KILL_ROUNDS):  # until none is left: Ray may start a worker again while its others are ended
+        working = []
+        for process in psutil.process_iter(["cmdline", "cwd"]):
+            args, cwd = process.info["cmdline"] or (), process.info["cwd"] or ""
+            if process.pid != os.getpid() and any(cwd.startswith(name) or any(name in arg for arg in args)
+                                                  for name in names):
+                working.append(process)
+        if not working:
+            break
+        for process in working:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        psutil.wait_procs(working, timeout=10)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_leftovers(root):
+    """Remove the copies under ``root`` and the Ray session folders that runs killed before their end left (their
+    owner's pid is gone), ending any process still working in them."""
+    import psutil
+
+    gone = []
     for folder in [*(root / COPIES).glob("*"), *Path(tempfile.gettempdir()).glob(f"{SESSIONS}*")]:
         owner = folder.name.removeprefix(SESSIONS).split("-")[0]
         if owner.isdigit() and not psutil.pid_exists(int(owner)):
-            gone[str(folder)] = folder
-    if not gone:
-        return
-    for process in psutil.process_iter(["cmdline"]):
-        if any(folder in arg for arg in process.info["cmdline"] or () for folder in gone):
-            with contextlib.suppress(psutil.Error):
-                process.kill()
-    for folder in gone.values():
-        shutil.rmtree(folder, ignore_errors=True)
-    print(f"removed what {len(gone)} killed runs left: {', '.join(sorted(p.name for p in gone.values()))}")
+            gone.append(folder)
+    if gone:
+        end_and_remove(gone)
+        print(f"removed what killed runs left: {', '.join(sorted(folder.name for folder in gone))}")
+
+
+def clean_after(pid, *folders):
+    """Wait for the run ``pid`` to end, however it ends (SIGKILL too), then end the processes still working in
+    ``folders`` and remove them: the watchdog of ``watch_over``."""
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        psutil.Process(int(pid)).wait()
+    left = [Path(folder) for folder in folders if Path(folder).exists()]
+    if left:
+        end_and_remove(left)
+
+
+def watch_over(folders):
+    """A process of its own that cleans up ``folders`` (clean_after) once this one has died; kill it at a clean end."""
+    code = "import sys; from mnist_dnn.tools.parallel import clean_after; clean_after(*sys.argv[1:])"
+    return subprocess.Popen([sys.executable, "-c", code, str(os.getpid()), *map(str, folders)], start_new_session=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def remote_config(root):
@@ -398,6 +435,7 @@ def repro(targets=(), options=Options(), params=(), root=Path(".")):
         run_id = f"{os.getpid()}-{secrets.token_hex(4)}"
         run = Run(remote_config(root), str(root), socket.gethostname(), run_id, jobs, via_remote, force)
         session_dir = Path(tempfile.mkdtemp(prefix=f"{SESSIONS}{os.getpid()}-"))  # in /tmp: short socket paths
+        watchdog = watch_over([session_dir, root / COPIES / run_id])
         ray, entries = None, {}
         try:
             ray = start_ray(options.address, jobs, session_dir)
@@ -408,6 +446,8 @@ def repro(targets=(), options=Options(), params=(), root=Path(".")):
                 shutdown(ray)
             shutil.rmtree(session_dir, ignore_errors=True)
             shutil.rmtree(root / COPIES / run.run_id, ignore_errors=True)
+            watchdog.kill()
+            watchdog.wait()
             if not params:
                 update_lock(root / "dvc.lock", entries)  # the stages done, as `dvc repro` keeps them after a failure
     if via_remote:
@@ -429,10 +469,13 @@ def run_tasks(ray, work, run, entries, display):
     under LOGS and add its dvc.lock entry to ``entries``; on the first failure raise a UserError with that stage's line
     and log (the caller's ``shutdown`` stops the rest)."""
     from ray.util.queue import Queue
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     tasks, files = work
     task = ray.remote(num_cpus=1, scheduling_strategy="SPREAD", max_retries=3)(stage_task)
-    files, lines = ray.put(files), Queue(actor_options={"num_cpus": 0})
+    # the epoch lines' queue on the driver's node: a lost worker node does not take it with it
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    files, lines = ray.put(files), Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
     waiting, done, flight = dict(tasks), set(), {}
     while waiting or flight:
         for name in [n for n, upstream in waiting.items() if upstream <= done][: run.jobs - len(flight)]:
