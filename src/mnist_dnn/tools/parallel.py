@@ -39,10 +39,10 @@ from mnist_dnn.tools.progress import EPOCH_LINE, StageProgress
 
 COPIES = Path(".dvc/tmp/repro")  # the copies of a run on this machine, under the workspace (ignored by git and DVC)
 MAX_OVERRIDE = 4000  # characters of one -S assignment: a list of seeds fits, a value nested past Python's stack not
-SESSIONS = "mnist-dnn-ray-"
-KILL_ROUNDS = 10  # Ray's session folders of embedded runs, in the system's temp folder
-# Each run's copies and Ray session folder are named "<owner pid>-…", so that a later run removes what a killed one
-# left, and ends the Ray processes still working in its session folder.
+SESSIONS = "mnist-dnn-ray-"  # Ray's session folders of embedded runs, in the system's temp folder
+# Each run's copies and Ray session folder are named "<owner pid>-…", so that its watchdog, or a later run, removes
+# what a killed one left, and ends the processes still working in them.
+KILL_ROUNDS = 10  # end_and_remove's rounds of ending them: Ray may start a worker again while its others are ended
 LOGS = Path(".dvc/tmp/repro-logs")  # each stage's output in the last run that ran it, failed ones included
 
 
@@ -294,7 +294,7 @@ def end_and_remove(folders):
     import psutil
 
     names = [str(folder) for folder in folders]
-    for _ in range(KILL_ROUNDS):  # until none is left: Ray may start a worker again while its others are ended
+    for _ in range(KILL_ROUNDS):  # until none is left
         working = []
         for process in psutil.process_iter(["cmdline", "cwd"]):
             args, cwd = process.info["cmdline"] or (), process.info["cwd"] or ""

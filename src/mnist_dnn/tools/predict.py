@@ -24,7 +24,7 @@ from mnist_dnn.stage import provenance
 MAX_IMAGE_BYTES = 25 * 2**20  # a phone's photo as it saves one
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo; the longer side is cut to WORKING_SIDE as it is read
 WORKING_SIDE = 280  # pixels on the longer side that a larger image is preprocessed at: ten times MNIST's 28
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")  # what Pillow opens a 16-bit greyscale PNG as
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L")  # Pillow's 16-bit greyscale modes; it may also open such a PNG as I
 MIN_CONTRAST = 32  # grey levels between ink and paper; less is a blank page, or JPEG noise on one
 SIGNATURES = {rb"\x89PNG\r\n\x1a\n": "PNG", rb"\xff\xd8\xff": "JPEG", rb"GIF8[79]a": "GIF", rb"RIFF....WEBP": "WEBP",
               rb"BM": "BMP", rb"II\*\x00|MM\x00\*": "TIFF"}  # the first bytes of each format Pillow opens here
@@ -69,7 +69,7 @@ def shrink(image, side=WORKING_SIDE):
     Lanczos), in a mode that resamples by value: a palette as RGB(A) or L, 16-bit levels as 32-bit."""
     if image.mode in ("P", "PA", "1"):
         image = image.convert("RGBA" if image.has_transparency_data else "L")
-    elif image.mode.startswith("I;16"):
+    elif image.mode in SIXTEEN_BIT_MODES:
         image = image.convert("I")
     image.thumbnail((side, side), Image.LANCZOS)
     return image
@@ -77,7 +77,7 @@ def shrink(image, side=WORKING_SIDE):
 
 def to_grayscale(image):
     """``image`` as 8-bit grayscale: 16-bit levels scaled to 8 bits, and anything transparent composited on white."""
-    if image.mode in SIXTEEN_BIT_MODES:
+    if image.mode == "I":  # 16-bit levels, as Pillow opens a 16-bit PNG or shrink leaves one
         levels = np.asarray(image).clip(0, 2**16 - 1) / 257  # 65535 → 255
         return Image.fromarray(levels.round().astype(np.uint8))
     if image.has_transparency_data:  # an alpha channel, or a transparent colour: ink on a transparent canvas
